@@ -1,0 +1,1 @@
+"""Tuning methods: full, lora, dsee, emoe (and kernels/ for the fused sparse-LoRA kernel)."""
