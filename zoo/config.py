@@ -98,8 +98,7 @@ class FinetuneConfig:
     """Cap on training examples (None = all): for quick runs on big tasks."""
     max_eval_examples: int | None = None
     eval_split: str = "test"
-    select_split: str = "dev"
-    """Split used to pick the best epoch (the reported score is on eval_split at that epoch)."""
+    """Split that is scored; the model after the last epoch is scored (no picking on it)."""
 
 
 C = TypeVar("C")
@@ -255,10 +254,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def save_yaml(cfg: Any, path: Path, extra: Mapping[str, Any] | None = None) -> None:
+def save_yaml(cfg: Any, path: Path) -> None:
     import yaml
 
-    data = to_dict(cfg)
-    if extra:
-        data = {**extra, **data}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

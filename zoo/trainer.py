@@ -330,7 +330,7 @@ def pretrain(
         run_dir = runs.new_run_dir(domain.name, "pretrain", out)
         if acc.is_main_process:
             run_dir.mkdir(parents=True, exist_ok=True)
-            save_yaml(cfg, run_dir / "config.yaml", extra={"domain": domain.name})
+            save_yaml(cfg, run_dir / "config.yaml")
             tokenizer.save_pretrained(run_dir / "tokenizer")
             runs.write_info(
                 run_dir,

@@ -1,0 +1,52 @@
+"""Config: defaults < domain defaults < YAML < key=value; unknown keys and bad values are user errors."""
+
+from pathlib import Path
+
+import pytest
+
+from zoo.config import FinetuneConfig, PretrainConfig, build_config, save_yaml
+from zoo.errors import UserError
+
+
+def test_precedence_defaults_domain_yaml_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 0.002\n  max_steps: 50\ndata:\n  seq_len: 64\n")
+    cfg = build_config(PretrainConfig, {"train.max_steps": 10, "train.batch_size": 8}, f, ["train.max_steps=7", "data.corpus=a.txt,b.txt"])
+    assert cfg.train.lr == 0.002  # from YAML
+    assert cfg.train.max_steps == 7  # override beats YAML beats domain default
+    assert cfg.train.batch_size == 8  # domain default beats dataclass default
+    assert cfg.data.seq_len == 64
+    assert cfg.data.corpus == ["a.txt", "b.txt"]
+
+
+def test_scientific_notation_override_is_a_number() -> None:
+    cfg = build_config(PretrainConfig, overrides=["train.lr=3e-4"])
+    assert cfg.train.lr == pytest.approx(3e-4)
+
+
+def test_unknown_key_names_the_valid_ones() -> None:
+    with pytest.raises(UserError) as err:
+        build_config(PretrainConfig, overrides=["train.lrr=1"])
+    msg = str(err.value)
+    assert "train.lrr" in msg and "did you mean 'train.lr'" in msg and "train.max_steps" in msg
+
+
+def test_bad_values_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="integer"):
+        build_config(PretrainConfig, overrides=["train.max_steps=ten"])
+    with pytest.raises(UserError, match="one of"):
+        build_config(PretrainConfig, overrides=["train.schedule=exponential"])
+    with pytest.raises(UserError, match="key=value"):
+        build_config(FinetuneConfig, overrides=["epochs"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: [1\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        build_config(PretrainConfig, config_file=bad)
+    with pytest.raises(UserError, match="does not exist"):
+        build_config(PretrainConfig, config_file=tmp_path / "missing.yaml")
+
+
+def test_saved_config_loads_back_identically(tmp_path: Path) -> None:
+    cfg = build_config(PretrainConfig, overrides=["train.lr=1e-3", "model.hidden_size=64", "data.corpus=x"])
+    save_yaml(cfg, tmp_path / "config.yaml")
+    assert build_config(PretrainConfig, config_file=tmp_path / "config.yaml") == cfg
