@@ -1,0 +1,216 @@
+"""Pretraining objectives: turn packed blocks (`zoo.packing`) into a batch, and a batch into a loss.
+
+A batch is `dict[str, Tensor]` with exactly the keys a HF model's forward takes, so `model(**batch)`
+works too:
+
+    input_ids       [B, L] long    (MLM: after masking)
+    attention_mask  [B, 1, L, L]   float32, additive: 0.0 = attend, finfo.min = blocked (see zoo.packing)
+    position_ids    [B, L] long    restarting at 0 in every packed segment
+    labels          [B, L] long    -100 = ignored. CLM: HF convention, unshifted (label t is predicted
+                                   from position t-1; the model, or `loss`, shifts)
+
+`collate` draws randomness only from a `torch.Generator` seeded with `seed`, so the same blocks and
+seed give the same batch on any machine: the trainer derives the seed from (run seed, step) and a
+resumed run replays the exact batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from zoo.domain import ObjectiveSpec
+from zoo.errors import UserError, did_you_mean
+from zoo.packing import block_attention_mask, stack_blocks
+
+IGNORE = -100
+ObjectiveHead = Literal["masked_lm", "causal_lm"]
+
+
+@runtime_checkable
+class Objective(Protocol):
+    name: str
+    head: ObjectiveHead
+
+    def collate(self, blocks: Sequence[Mapping[str, Any]], seed: int) -> dict[str, torch.Tensor]: ...
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
+
+
+def _generator(seed: int) -> torch.Generator:
+    # Generator seeds are unsigned 64-bit; fold any Python int (e.g. a negative hash()) into range.
+    return torch.Generator().manual_seed(seed % 2**64)
+
+
+def _model_dtype(model: Any) -> torch.dtype:
+    return next(p.dtype for p in model.parameters() if p.is_floating_point())
+
+
+def _token_loss(model: Any, batch: Mapping[str, torch.Tensor], shift: bool) -> torch.Tensor:
+    """Mean cross entropy over labelled tokens (0, not NaN, when a batch has none)."""
+    mask = batch["attention_mask"]
+    dtype = _model_dtype(model)
+    if mask.is_floating_point() and mask.dtype != dtype:
+        # SDPA rejects a float mask whose dtype differs from the query's (a bf16 model without autocast).
+        mask = mask.to(dtype)
+    logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"]).logits
+    labels = batch["labels"]
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+    return total / (labels != IGNORE).sum().clamp(min=1)
+
+
+class MaskedLM:
+    """BERT masked language modelling with whole-word masking and the 80/10/10 rule."""
+
+    name = "mlm"
+    head: ObjectiveHead = "masked_lm"
+
+    def __init__(
+        self,
+        mask_token_id: int,
+        vocab_size: int,
+        special_ids: Iterable[int],
+        mask_prob: float = 0.15,
+        whole_word: bool = True,
+    ) -> None:
+        if not 0.0 < mask_prob < 1.0:
+            raise UserError(f"objective option mask_prob must be between 0 and 1, got {mask_prob}")
+        self.mask_token_id = mask_token_id
+        self.mask_prob = mask_prob
+        self.whole_word = whole_word
+        self.special_ids = torch.tensor(sorted(set(special_ids) | {mask_token_id}), dtype=torch.long)
+        # Replacement tokens for the "10% random" case: any real token, never a special one.
+        keep = torch.ones(vocab_size, dtype=torch.bool)
+        keep[self.special_ids[self.special_ids < vocab_size]] = False
+        self.random_ids = keep.nonzero().flatten()
+        if len(self.random_ids) == 0:
+            raise UserError("the tokenizer has no non-special tokens to sample for masked LM")
+
+    def _word_starts(self, batch: Mapping[str, torch.Tensor], cand: torch.Tensor) -> torch.Tensor:
+        doc_ids = batch["doc_ids"]
+        if not self.whole_word or "word_starts" not in batch:
+            start = torch.ones_like(cand)
+        else:
+            start = batch["word_starts"].clone()
+            # Words never cross a segment boundary, a special token or padding: such tokens are
+            # words of their own, and the token after one starts a new word.
+            start |= ~cand
+            start[:, 1:] |= ~cand[:, :-1] | (doc_ids[:, 1:] != doc_ids[:, :-1])
+        start[:, 0] = True
+        return start
+
+    def choose(self, batch: Mapping[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
+        """Bool `[B, L]`: the tokens to predict — whole words, ≈ mask_prob of each row's candidates."""
+        input_ids, doc_ids = batch["input_ids"], batch["doc_ids"]
+        rows, length = input_ids.shape
+        cand = (doc_ids >= 0) & ~torch.isin(input_ids, self.special_ids)
+        wid = self._word_starts(batch, cand).flatten().cumsum(0) - 1  # word index, global over the batch
+        n_words = int(wid[-1]) + 1
+        size = torch.bincount(wid, weights=cand.flatten().double(), minlength=n_words)  # 0 for special/pad words
+        row = torch.zeros(n_words, dtype=torch.long).scatter_(0, wid, torch.arange(rows).repeat_interleave(length))
+        # Visit each row's words in random order: sort by row + U[0, 1).
+        order = torch.argsort(row.double() + torch.rand(n_words, generator=g, dtype=torch.float64))
+        size_o, row_o = size[order], row[order]
+        row_total = torch.bincount(row, weights=size, minlength=rows)
+        end = size_o.cumsum(0) - (row_total.cumsum(0) - row_total)[row_o]  # tokens taken up to this word
+        begin = end - size_o
+        budget = self.mask_prob * row_total[row_o]
+        # Take words while they fit; the one crossing the budget is taken with probability equal to the
+        # fraction of it that fits, so a row's expected masked count is exactly mask_prob × candidates.
+        u = torch.rand(n_words, generator=g, dtype=torch.float64)
+        take_o = ((end <= budget) | ((begin < budget) & (u * size_o < budget - begin))) & (size_o > 0)
+        take = torch.empty_like(take_o).scatter_(0, order, take_o)
+        return take[wid].view(rows, length) & cand
+
+    def collate(self, blocks: Sequence[Mapping[str, Any]], seed: int) -> dict[str, torch.Tensor]:
+        batch = stack_blocks(blocks)
+        g = _generator(seed)
+        original = batch["input_ids"]
+        chosen = self.choose(batch, g)
+        r = torch.rand(original.shape, generator=g)
+        replacement = self.random_ids[torch.randint(len(self.random_ids), original.shape, generator=g)]
+        input_ids = original.clone()
+        input_ids[chosen & (r < 0.8)] = self.mask_token_id
+        randomised = chosen & (r >= 0.8) & (r < 0.9)
+        input_ids[randomised] = replacement[randomised]  # the last 10% stay unchanged
+        return {
+            "input_ids": input_ids,
+            "attention_mask": block_attention_mask(batch["doc_ids"], causal=False),
+            "position_ids": batch["position_ids"],
+            "labels": torch.where(chosen, original, IGNORE),
+        }
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return _token_loss(model, batch, shift=False)
+
+
+class CausalLM:
+    """Next-token prediction inside each packed segment (never across a document boundary)."""
+
+    name = "clm"
+    head: ObjectiveHead = "causal_lm"
+
+    def collate(self, blocks: Sequence[Mapping[str, Any]], seed: int) -> dict[str, torch.Tensor]:
+        del seed  # deterministic; kept for the common signature
+        batch = stack_blocks(blocks)
+        doc_ids = batch["doc_ids"]
+        # Labels are unshifted (HF convention): label t is predicted at t-1, so ignoring the label of each
+        # segment's first token stops the last token of one document from "predicting" the next one.
+        first = torch.ones_like(doc_ids, dtype=torch.bool)
+        first[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+        labels = batch["input_ids"].masked_fill(first | (doc_ids < 0), IGNORE)
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": block_attention_mask(doc_ids, causal=True),
+            "position_ids": batch["position_ids"],
+            "labels": labels,
+        }
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return _token_loss(model, batch, shift=True)
+
+
+Factory = Callable[[Mapping[str, Any], Any], Objective]
+
+
+def _options(name: str, options: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
+    for key in options:
+        if key not in allowed:
+            hint = did_you_mean(key, allowed) if allowed else " (it takes no options)"
+            raise UserError(f"unknown option '{key}' for objective '{name}'{hint}")
+    return dict(options)
+
+
+def _mlm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
+    opts = _options("mlm", options, {"mask_prob", "whole_word"})
+    if tokenizer.mask_token_id is None:
+        raise UserError("objective 'mlm' needs a mask token: add one (e.g. '[MASK]') to the tokenizer recipe's special tokens")
+    return MaskedLM(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, **opts)
+
+
+def _clm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
+    _options("clm", options, set())
+    return CausalLM()
+
+
+_REGISTRY: dict[str, Factory] = {"mlm": _mlm, "clm": _clm}
+
+
+def register_objective(name: str, factory: Factory) -> None:
+    """Add an objective ('rtd', 'span', 'contrastive', …): `factory(options, tokenizer) -> Objective`."""
+    _REGISTRY[name] = factory
+
+
+def available_objectives() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_objective(spec: ObjectiveSpec, tokenizer: Any) -> Objective:
+    if spec.name not in _REGISTRY:
+        raise UserError(f"unknown objective '{spec.name}'{did_you_mean(spec.name, _REGISTRY)}")
+    return _REGISTRY[spec.name](spec.options, tokenizer)
