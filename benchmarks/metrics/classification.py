@@ -1,0 +1,61 @@
+"""Accuracy, macro-F1 and Matthews correlation for single-label classification (local `evaluate` module).
+
+Arithmetic by scikit-learn. MCC is the GUE / DNABERT-2 headline metric; accuracy and macro-F1 are the
+BLURB / PubMedQA ones. Loaded with `evaluate.load(<path to this file>)`; see
+`zoo.benchmarks.metrics.load_metric`.
+
+Returns flat floats: `accuracy`, `macro_f1`, `micro_f1`, `mcc`, and `f1`: with the scikit-learn
+`average` when one is given ("binary", "macro", "weighted", ...); otherwise binary F1 of class
+`pos_label` (1) when every label id is 0 or 1 (a detection task: phishing, unfair clause); else absent,
+because a single "F1" of a multi-class task is ambiguous (ask for macro_f1 / micro_f1 instead).
+"""
+
+import datasets
+import evaluate
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+_DESCRIPTION = "Accuracy, macro-F1, micro-F1 and MCC for single-label classification (scikit-learn)."
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: predicted label ids (list[int]).
+    references: gold label ids (list[int]).
+    average: optional scikit-learn average for `f1` ("binary", "macro", ...); default: binary on 0/1 labels.
+    pos_label: positive class for average="binary" (default 1).
+Returns:
+    dict of floats: accuracy, macro_f1, micro_f1, mcc (+ f1).
+"""
+
+_CITATION = """\
+@article{scikit-learn, title={Scikit-learn: Machine Learning in Python}, author={Pedregosa, F. and others},
+  journal={Journal of Machine Learning Research}, volume={12}, pages={2825--2830}, year={2011}}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Classification(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
+        )
+
+    def _compute(self, predictions, references, average=None, pos_label=1):
+        out = {
+            "accuracy": float(accuracy_score(references, predictions)),
+            # zero_division=0: a class never predicted contributes F1 0 (the usual, pessimistic convention).
+            "macro_f1": float(f1_score(references, predictions, average="macro", zero_division=0)),
+            "micro_f1": float(f1_score(references, predictions, average="micro", zero_division=0)),
+            "mcc": float(matthews_corrcoef(references, predictions)),
+        }
+        if average is None and set(references) | set(predictions) <= {0, 1}:
+            average = "binary"
+        if average is not None:
+            out["f1"] = float(
+                f1_score(references, predictions, average=average, pos_label=pos_label, zero_division=0)
+            )
+        return out
