@@ -70,15 +70,17 @@ def compute(
     """All metrics of `task_type` as plain floats.
 
     Token classification: predictions/references are tag-string sequences per sentence (entity-level
-    scores, strict IOB2). Other types: label ids. `kwargs` go to the module (e.g. average="binary").
+    scores, strict IOB2). Other types: one label per example, names or ids (ids are compared as strings).
+    `kwargs` go to the module (e.g. average="binary", pos_label="malicious").
     """
     if task_type not in MODULE_FOR_TASK_TYPE:
         raise UserError(f"no metrics for task type '{task_type}'{did_you_mean(task_type, MODULE_FOR_TASK_TYPE)}")
     if len(predictions) != len(references) or not references:
         raise ValueError(f"got {len(predictions)} predictions for {len(references)} references (need ≥ 1)")
-    result = load_metric(MODULE_FOR_TASK_TYPE[task_type]).compute(
-        predictions=list(predictions), references=list(references), **kwargs
-    )
+    module = MODULE_FOR_TASK_TYPE[task_type]
+    if module == "classification":
+        predictions, references = [str(p) for p in predictions], [str(r) for r in references]
+    result = load_metric(module).compute(predictions=list(predictions), references=list(references), **kwargs)
     return {k: float(v) for k, v in (result or {}).items()}
 
 

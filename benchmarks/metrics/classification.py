@@ -4,10 +4,11 @@ Arithmetic by scikit-learn. MCC is the GUE / DNABERT-2 headline metric; accuracy
 BLURB / PubMedQA ones. Loaded with `evaluate.load(<path to this file>)`; see
 `zoo.benchmarks.metrics.load_metric`.
 
-Returns flat floats: `accuracy`, `macro_f1`, `micro_f1`, `mcc`, and `f1`: with the scikit-learn
-`average` when one is given ("binary", "macro", "weighted", ...); otherwise binary F1 of class
-`pos_label` (1) when every label id is 0 or 1 (a detection task: phishing, unfair clause); else absent,
-because a single "F1" of a multi-class task is ambiguous (ask for macro_f1 / micro_f1 instead).
+Labels are strings (class names such as "yes"/"maybe", or ids written as "0"/"1"), as the task loaders
+read them. Returns flat floats: `accuracy`, `macro_f1`, `micro_f1`, `mcc`, and `f1`: with the
+scikit-learn `average` when one is given ("binary", "macro", "weighted", ...); otherwise binary F1 of
+class `pos_label` ("1") when every label is "0" or "1" (a detection task: promoter, unfair clause);
+else absent, because a single "F1" of a multi-class task is ambiguous (use macro_f1 / micro_f1).
 """
 
 import datasets
@@ -18,10 +19,10 @@ _DESCRIPTION = "Accuracy, macro-F1, micro-F1 and MCC for single-label classifica
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: predicted label ids (list[int]).
-    references: gold label ids (list[int]).
+    predictions: predicted labels (list[str]).
+    references: gold labels (list[str]).
     average: optional scikit-learn average for `f1` ("binary", "macro", ...); default: binary on 0/1 labels.
-    pos_label: positive class for average="binary" (default 1).
+    pos_label: positive class for average="binary" (default "1").
 Returns:
     dict of floats: accuracy, macro_f1, micro_f1, mcc (+ f1).
 """
@@ -40,11 +41,11 @@ class Classification(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
             ),
         )
 
-    def _compute(self, predictions, references, average=None, pos_label=1):
+    def _compute(self, predictions, references, average=None, pos_label="1"):
         out = {
             "accuracy": float(accuracy_score(references, predictions)),
             # zero_division=0: a class never predicted contributes F1 0 (the usual, pessimistic convention).
@@ -52,10 +53,9 @@ class Classification(evaluate.Metric):
             "micro_f1": float(f1_score(references, predictions, average="micro", zero_division=0)),
             "mcc": float(matthews_corrcoef(references, predictions)),
         }
-        if average is None and set(references) | set(predictions) <= {0, 1}:
+        if average is None and set(references) | set(predictions) <= {"0", "1"}:
             average = "binary"
         if average is not None:
-            out["f1"] = float(
-                f1_score(references, predictions, average=average, pos_label=pos_label, zero_division=0)
-            )
+            binary = {"pos_label": pos_label} if average == "binary" else {}  # sklearn warns otherwise
+            out["f1"] = float(f1_score(references, predictions, average=average, zero_division=0, **binary))
         return out
