@@ -1,0 +1,206 @@
+"""The public functional op ``sparse_lora_linear`` and its ``torch.library`` registration.
+
+Forward and backward are two custom ops (``zoo::sparse_lora_forward`` / ``zoo::sparse_lora_backward``)
+with fake implementations, tied together by ``register_autograd``; torch.compile therefore sees two
+opaque nodes instead of tracing Triton launches. Each op picks its backend per call:
+
+- Triton when the tensors are on CUDA, or on CPU with ``TRITON_INTERPRET=1`` (how CI runs the real
+  kernels), provided triton imports and the dtype is fp32/bf16/fp16;
+- otherwise the plain-torch reference in :mod:`.reference`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import reference
+
+_FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _triton_module():
+    """The Triton implementation, or None when triton is not installed (CPU-only installs)."""
+    try:
+        from . import triton_sparse_lora
+    except ImportError:
+        return None
+    return triton_sparse_lora
+
+
+def backend_for(x: Tensor) -> str:
+    """``"triton"`` or ``"reference"``: which implementation a call on ``x`` runs."""
+    if x.dtype not in _FUSED_DTYPES or x.shape[0] == 0:
+        return "reference"
+    if x.is_cuda or (x.device.type == "cpu" and triton_interpreting()):
+        return "triton" if _triton_module() is not None else "reference"
+    return "reference"
+
+
+@torch.library.custom_op("zoo::sparse_lora_forward", mutates_args=())
+def _forward_op(
+    x: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],
+    lora_A: Optional[Tensor],
+    lora_B: Optional[Tensor],
+    scaling: float,
+    sparse_index: Optional[Tensor],
+    sparse_values: Optional[Tensor],
+) -> tuple[Tensor, Tensor]:
+    if backend_for(x) == "triton":
+        return _triton_module().forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    with torch.autocast(x.device.type, enabled=False):
+        return reference.reference_forward(
+            x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values
+        )
+
+
+@_forward_op.register_fake
+def _forward_fake(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values):
+    y = x.new_empty((x.shape[0], weight.shape[0]))
+    acc = reference.accumulation_dtype(x.dtype)
+    if lora_A is not None and lora_B is not None:
+        v = x.new_empty((x.shape[0], lora_A.shape[0]), dtype=acc)
+    else:
+        v = x.new_empty((0,), dtype=acc)
+    return y, v
+
+
+@torch.library.custom_op("zoo::sparse_lora_backward", mutates_args=())
+def _backward_op(
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    lora_A: Optional[Tensor],
+    lora_B: Optional[Tensor],
+    scaling: float,
+    sparse_index: Optional[Tensor],
+    sparse_values: Optional[Tensor],
+    v: Tensor,
+    need_bias: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns ``(dx, dA, dB, dvalues, dbias)``; absent parts come back as empty tensors because a
+    custom op cannot return None."""
+    if backend_for(x) == "triton":
+        grads = _triton_module().backward(
+            dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
+        )
+    else:
+        with torch.autocast(x.device.type, enabled=False):
+            grads = reference.reference_backward(
+                dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
+            )
+    # fresh empties: outputs of a custom op must not alias each other
+    return tuple(x.new_empty(0) if g is None else g for g in grads)  # type: ignore[return-value]
+
+
+@_backward_op.register_fake
+def _backward_fake(dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias):
+    lora = lora_A is not None and lora_B is not None
+    sparse = sparse_index is not None and sparse_values is not None
+    return (
+        torch.empty_like(x),
+        torch.empty_like(lora_A) if lora else x.new_empty(0),
+        torch.empty_like(lora_B) if lora else x.new_empty(0),
+        torch.empty_like(sparse_values) if sparse else x.new_empty(0),
+        dy.new_empty((dy.shape[1],), dtype=reference.accumulation_dtype(dy.dtype)) if need_bias else x.new_empty(0),
+    )
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values = inputs
+    ctx.scaling = scaling
+    ctx.bias_dtype = None if bias is None else bias.dtype
+    ctx.save_for_backward(x, weight, lora_A, lora_B, sparse_index, sparse_values, output[1])
+
+
+def _backward(ctx, dy: Tensor, _dv: Tensor):
+    x, weight, lora_A, lora_B, sparse_index, sparse_values, v = ctx.saved_tensors
+    need_bias = ctx.bias_dtype is not None and ctx.needs_input_grad[2]
+    dx, d_a, d_b, d_vals, d_bias = _backward_op(
+        dy.contiguous(), x, weight, lora_A, lora_B, ctx.scaling, sparse_index, sparse_values, v, need_bias
+    )
+    lora = lora_A is not None and lora_B is not None
+    sparse = sparse_index is not None and sparse_values is not None
+    return (
+        dx,
+        None,
+        d_bias.to(ctx.bias_dtype) if need_bias else None,
+        d_a if lora else None,
+        d_b if lora else None,
+        None,
+        None,
+        d_vals if sparse else None,
+    )
+
+
+torch.library.register_autograd("zoo::sparse_lora_forward", _backward, setup_context=_setup_context)
+
+
+def _check_shapes(x, weight, bias, lora_A, lora_B, sparse_index, sparse_values) -> None:
+    if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"x (..., {x.shape[-1]}) does not match weight {tuple(weight.shape)} (out, in)")
+    d_out, d_in = weight.shape
+    if bias is not None and bias.shape != (d_out,):
+        raise ValueError(f"bias must have shape ({d_out},), got {tuple(bias.shape)}")
+    if (lora_A is None) != (lora_B is None):
+        raise ValueError("lora_A and lora_B must be given together (or both None for sparse-only)")
+    if lora_A is not None:
+        r = lora_A.shape[0]
+        if lora_A.shape != (r, d_in) or lora_B.shape != (d_out, r):
+            raise ValueError(
+                f"LoRA factors must be A (r, {d_in}) and B ({d_out}, r); got {tuple(lora_A.shape)}, "
+                f"{tuple(lora_B.shape)}"
+            )
+    if (sparse_index is None) != (sparse_values is None):
+        raise ValueError("sparse_index and sparse_values must be given together (or both None)")
+    if sparse_index is not None:
+        if sparse_index.dim() != 2 or sparse_index.shape[0] != 2 or sparse_index.dtype != torch.int64:
+            raise ValueError(f"sparse_index must be int64 of shape (2, nnz), got {sparse_index.dtype} "
+                             f"{tuple(sparse_index.shape)}")
+        if sparse_values.shape != (sparse_index.shape[1],):
+            raise ValueError(f"sparse_values must have shape ({sparse_index.shape[1]},), "
+                             f"got {tuple(sparse_values.shape)}")
+
+
+def sparse_lora_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
+    scaling: float,
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
+) -> Tensor:
+    """y = x·Wᵀ + bias + s·(x·Aᵀ)·Bᵀ + x·Sᵀ, with S the sparse matrix (sparse_index, sparse_values).
+
+    ``x`` is (..., in); ``weight`` (out, in) is frozen; ``lora_A`` (r, in) / ``lora_B`` (out, r) may both
+    be None (sparse only); ``sparse_index`` (2, nnz) int64 rows/cols and ``sparse_values`` (nnz,) may both
+    be None (plain LoRA), and nnz may be 0. Differentiable in x, lora_A, lora_B, sparse_values and bias.
+    The support is assumed duplicate-free (duplicates are summed, as a COO matrix would). S stays in its
+    own dtype (normally fp32) and is accumulated in fp32, never folded into a low-precision W.
+    """
+    _check_shapes(x, weight, bias, lora_A, lora_B, sparse_index, sparse_values)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        # Autocast the dense operands like F.linear would, but keep S in its own (fp32) dtype.
+        dt = torch.get_autocast_dtype(device_type)
+        x, weight = x.to(dt), weight.to(dt)
+        bias = None if bias is None else bias.to(dt)
+        lora_A = None if lora_A is None else lora_A.to(dt)
+        lora_B = None if lora_B is None else lora_B.to(dt)
+    elif weight.dtype != x.dtype:
+        weight = weight.to(x.dtype)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    y, _ = _forward_op(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
+    return y.reshape(*lead, weight.shape[0])
