@@ -87,7 +87,9 @@ def test_mlm_80_10_10():
 def test_mlm_token_level_and_mask_prob_option():
     bs = blocks(seed=5)
     batch = mlm(mask_prob=0.3, whole_word=False).collate(bs, seed=0)
-    real = torch.tensor([[d >= 0 and t not in SPECIAL for t, d in zip(b["input_ids"], b["doc_ids"])] for b in bs])
+    real = torch.tensor(
+        [[d >= 0 and t not in SPECIAL for t, d in zip(b["input_ids"], b["doc_ids"])] for b in bs]
+    )
     rate = (batch["labels"] != -100).sum().item() / real.sum().item()
     assert abs(rate - 0.3) < 0.01
 
@@ -98,7 +100,8 @@ def test_collate_is_a_function_of_seed():
     a, b, c = obj.collate(bs, seed=11), obj.collate(bs, seed=11), obj.collate(bs, seed=12)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["labels"], c["labels"])
-    assert torch.equal(obj.collate(bs, seed=-3)["labels"], obj.collate(bs, seed=-3)["labels"])  # hash() may be negative
+    # hash() may be negative: still a valid, reproducible seed
+    assert torch.equal(obj.collate(bs, seed=-3)["labels"], obj.collate(bs, seed=-3)["labels"])
 
 
 def test_clm_labels_ignore_document_starts_and_padding():
@@ -149,9 +152,12 @@ def _tokenizer():
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {"[PAD]": PAD, "[CLS]": CLS, "[SEP]": SEP, "[MASK]": MASK, "[UNK]": 4, **{f"w{i}": i for i in range(5, 20)}}
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="[UNK]")), pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", unk_token="[UNK]")
+    vocab = {"[PAD]": PAD, "[CLS]": CLS, "[SEP]": SEP, "[MASK]": MASK, "[UNK]": 4}
+    vocab.update({f"w{i}": i for i in range(5, 20)})
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="[UNK]")),
+        pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", unk_token="[UNK]",
+    )
 
 
 def test_build_objective_registry():

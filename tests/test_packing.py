@@ -45,7 +45,9 @@ def test_pack_fills_blocks_resets_positions_and_splits_long_documents():
 
 def test_pack_drop_last_and_missing_word_starts():
     blocks = list(pack_documents([{"input_ids": [5, 6, 7]}], block_len=2, pad_id=PAD, drop_last=True))
-    assert blocks == [{"input_ids": [5, 6], "position_ids": [0, 1], "doc_ids": [0, 0], "word_starts": [True, True]}]
+    assert blocks == [
+        {"input_ids": [5, 6], "position_ids": [0, 1], "doc_ids": [0, 0], "word_starts": [True, True]}
+    ]
     with pytest.raises(ValueError):
         list(pack_documents([doc([1, 2], [True])], block_len=4, pad_id=PAD))
 
@@ -54,7 +56,12 @@ def test_pad_documents_truncates_and_pads():
     blocks = list(pad_documents([doc([1, 2, 3, 4, 5]), doc([7])], block_len=3, pad_id=PAD))
     assert blocks == [
         {"input_ids": [1, 2, 3], "position_ids": [0, 1, 2], "doc_ids": [0, 0, 0], "word_starts": [True] * 3},
-        {"input_ids": [7, PAD, PAD], "position_ids": [0, 0, 0], "doc_ids": [0, -1, -1], "word_starts": [True, False, False]},
+        {
+            "input_ids": [7, PAD, PAD],
+            "position_ids": [0, 0, 0],
+            "doc_ids": [0, -1, -1],
+            "word_starts": [True, False, False],
+        },
     ]
 
 
@@ -85,8 +92,10 @@ def _tiny(kind: str, attn: str):
     from transformers import BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    common = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  max_position_embeddings=32, attn_implementation=attn)
+    common = dict(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        max_position_embeddings=32, attn_implementation=attn,
+    )
     if kind == "bert":
         return BertForMaskedLM(BertConfig(**common)).eval()
     return LlamaForCausalLM(LlamaConfig(num_key_value_heads=2, **common)).eval()
@@ -102,16 +111,17 @@ def test_packed_block_matches_each_document_run_alone(kind, attn):
     batch = stack_blocks([block])
     mask = block_attention_mask(batch["doc_ids"], causal=kind == "llama")
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"]).logits[0]
+        ids, pos = batch["input_ids"], batch["position_ids"]
+        packed = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[0]
         alone_a = model(input_ids=torch.tensor([a])).logits[0]
         alone_b = model(input_ids=torch.tensor([b])).logits[0]
         # Padding content must not matter: other pad ids give the same outputs for real tokens.
         other = batch["input_ids"].clone()
         other[batch["doc_ids"] < 0] = torch.tensor(pad_ids)
-        repadded = model(input_ids=other, attention_mask=mask, position_ids=batch["position_ids"]).logits[0]
+        repadded = model(input_ids=other, attention_mask=mask, position_ids=pos).logits[0]
         # With a plain 2D padding mask document b sees document a: the checks above are not vacuous.
         plain = (batch["doc_ids"] >= 0).long()
-        leaky = model(input_ids=batch["input_ids"], attention_mask=plain, position_ids=batch["position_ids"]).logits[0]
+        leaky = model(input_ids=ids, attention_mask=plain, position_ids=pos).logits[0]
     n = len(a) + len(b)
     torch.testing.assert_close(packed[: len(a)], alone_a, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(packed[len(a) : n], alone_b, atol=1e-5, rtol=1e-5)

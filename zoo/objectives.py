@@ -56,11 +56,14 @@ def _token_loss(model: Any, batch: Mapping[str, torch.Tensor], shift: bool) -> t
     if mask.is_floating_point() and mask.dtype != dtype:
         # SDPA rejects a float mask whose dtype differs from the query's (a bf16 model without autocast).
         mask = mask.to(dtype)
-    logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"]).logits
+    out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
+    logits = out.logits
     labels = batch["labels"]
     if shift:
         logits, labels = logits[:, :-1], labels[:, 1:]
-    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+    total = F.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
     return total / (labels != IGNORE).sum().clamp(min=1)
 
 
@@ -111,8 +114,10 @@ class MaskedLM:
         cand = (doc_ids >= 0) & ~torch.isin(input_ids, self.special_ids)
         wid = self._word_starts(batch, cand).flatten().cumsum(0) - 1  # word index, global over the batch
         n_words = int(wid[-1]) + 1
-        size = torch.bincount(wid, weights=cand.flatten().double(), minlength=n_words)  # 0 for special/pad words
-        row = torch.zeros(n_words, dtype=torch.long).scatter_(0, wid, torch.arange(rows).repeat_interleave(length))
+        # candidate tokens per word (0 for special/padding words) and the row each word lies in
+        size = torch.bincount(wid, weights=cand.flatten().double(), minlength=n_words)
+        row_of_token = torch.arange(rows).repeat_interleave(length)
+        row = torch.zeros(n_words, dtype=torch.long).scatter_(0, wid, row_of_token)
         # Visit each row's words in random order: sort by row + U[0, 1).
         order = torch.argsort(row.double() + torch.rand(n_words, generator=g, dtype=torch.float64))
         size_o, row_o = size[order], row[order]
@@ -189,7 +194,9 @@ def _options(name: str, options: Mapping[str, Any], allowed: set[str]) -> dict[s
 def _mlm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
     opts = _options("mlm", options, {"mask_prob", "whole_word"})
     if tokenizer.mask_token_id is None:
-        raise UserError("objective 'mlm' needs a mask token: add one (e.g. '[MASK]') to the tokenizer recipe's special tokens")
+        raise UserError(
+            "objective 'mlm' needs a mask token: add one (e.g. '[MASK]') to the tokenizer recipe's specials"
+        )
     return MaskedLM(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, **opts)
 
 

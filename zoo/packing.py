@@ -125,7 +125,9 @@ def pack_documents(
         yield builder.emit(pad_id)
 
 
-def pad_documents(docs: Iterable[Mapping[str, Sequence[Any]]], block_len: int, pad_id: int) -> Iterator[Block]:
+def pad_documents(
+    docs: Iterable[Mapping[str, Sequence[Any]]], block_len: int, pad_id: int
+) -> Iterator[Block]:
     """The padded baseline: one document per block, truncated to `block_len`, then padded.
 
     Same block format as `pack_documents`, so the objectives and the trainer treat both alike.
