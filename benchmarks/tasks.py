@@ -154,7 +154,8 @@ def _load_iob(path: Path, options: Mapping[str, Any]) -> list[Example]:
             if prev == "O" or prev[2:] != tag[2:]:
                 if not repair:
                     raise UserError(
-                        f"{path}:{lineno}: {tag} follows {prev}; strict IOB2 starts an entity with B-{tag[2:]} "
+                        f"{path}:{lineno}: {tag} follows {prev}; strict IOB2 starts an entity with "
+                        f"B-{tag[2:]} "
                         f"(fix the file, or set the task option repair_iob: true to read it as B-{tag[2:]})"
                     )
                 tag = "B-" + tag[2:]
@@ -196,7 +197,9 @@ def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
     except csv.Error as e:
         raise UserError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start}); re-encode the file") from None
+        raise UserError(
+            f"{path}: not valid UTF-8 ({e.reason} at byte {e.start}); re-encode the file"
+        ) from None
     return examples
 
 
@@ -245,10 +248,14 @@ def _load_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected one object per line") from None
+            raise UserError(
+                f"{path}:{lineno}: not valid JSON ({e.msg}); expected one object per line"
+            ) from None
         missing = [k for k in (text, pair, label) if k and (not isinstance(obj, dict) or k not in obj)]
         if missing:
-            raise UserError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}; set text_column/label_column")
+            raise UserError(
+                f"{path}:{lineno}: missing key(s) {', '.join(missing)}; set text_column/label_column"
+            )
         examples.append(_text_example(path, lineno, obj, text, pair, label))
     return examples
 
@@ -283,7 +290,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file") from None
+                raise UserError(
+                    f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file"
+                ) from None
 
 
 def _load_third_party(task: TaskSpec, data_dir: Path, split: str) -> list[Example]:
@@ -298,9 +307,13 @@ def _load_third_party(task: TaskSpec, data_dir: Path, split: str) -> list[Exampl
     examples = list(func(task, data_dir, split))
     bad = next((x for x in examples if not isinstance(x, (TokenExample, TextExample))), None)
     if bad is not None:  # a plugin bug, not a user error: fail loudly with the culprit
-        raise TypeError(f"loader {task.format} returned {type(bad).__name__}, expected TokenExample or TextExample")
+        raise TypeError(
+            f"loader {task.format} returned {type(bad).__name__}, expected TokenExample or TextExample"
+        )
     # Plugins may hand back int labels; the rest of the zoo works with strings.
-    return [TextExample(x.text, x.text_pair, str(x.label)) if isinstance(x, TextExample) else x for x in examples]
+    return [
+        TextExample(x.text, x.text_pair, str(x.label)) if isinstance(x, TextExample) else x for x in examples
+    ]
 
 
 _LOADERS: dict[str, Callable[[Path, Mapping[str, Any]], list[Example]]] = {

@@ -33,8 +33,14 @@ def bio_result(run_id: str = "bio-dsee") -> BenchResult:
 
 
 def dna_result() -> BenchResult:
-    return BenchResult("genomic", "dna-llama", [TaskScore("gue_prom_core_all", "mcc", 0.4, is_primary=True)],
-                       run_id="dna-full", total_params=5_000_000, trainable_params=5_000_000)
+    return BenchResult(
+        "genomic",
+        "dna-llama",
+        [TaskScore("gue_prom_core_all", "mcc", 0.4, is_primary=True)],
+        run_id="dna-full",
+        total_params=5_000_000,
+        trainable_params=5_000_000,
+    )
 
 
 def count(db: Path, table: str) -> int:
@@ -55,7 +61,12 @@ def test_record_query_round_trip(tmp_path: Path) -> None:
     record(dna_result(), db)
 
     (row,) = query("biomedical", db)
-    assert (row.model_id, row.method, row.trainable_params, row.sparsity) == ("tiny-pubmedbert", "dsee", 300_000, 0.5)
+    assert (row.model_id, row.method, row.trainable_params, row.sparsity) == (
+        "tiny-pubmedbert",
+        "dsee",
+        300_000,
+        0.5,
+    )
     assert list(row.scores) == ["ncbi_disease", "pubmedqa"]  # primary metrics only, in recorded order
     f1 = row.scores["ncbi_disease"]
     assert (f1.metric, f1.n_seeds) == ("f1", 3)
@@ -70,8 +81,13 @@ def test_record_query_round_trip(tmp_path: Path) -> None:
             "SELECT stderr, seed_values FROM scores WHERE run_id='bio-dsee' AND metric='precision'"
         ).fetchone()
         assert stderr == pytest.approx(0.05 / 3**0.5) and json.loads(seeds) == [0.70, 0.75, 0.80]
-        assert conn.execute("SELECT seeds, zoo_version FROM runs WHERE run_id='bio-dsee'").fetchone() == ("[0, 1, 2]", "0.1.0")
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(lb.SCHEMA_VERSION),)
+        assert conn.execute("SELECT seeds, zoo_version FROM runs WHERE run_id='bio-dsee'").fetchone() == (
+            "[0, 1, 2]",
+            "0.1.0",
+        )
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            str(lb.SCHEMA_VERSION),
+        )
 
 
 def test_failing_write_leaves_no_partial_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +142,9 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
 def test_query_unknown_domain_and_format(tmp_path: Path) -> None:
     db = tmp_path / "lb.sqlite"
     record(bio_result(), db)
-    with pytest.raises(UserError, match="no runs of domain 'biomedicl' on the leaderboard — did you mean 'biomedical'"):
+    with pytest.raises(
+        UserError, match="no runs of domain 'biomedicl' on the leaderboard — did you mean 'biomedical'"
+    ):
         query("biomedicl", db)
     with pytest.raises(UserError, match="unknown leaderboard format 'md'"):
         render(query(db_path=db), "md")
@@ -144,7 +162,10 @@ def test_markdown_is_lexglue_style(rows: list[lb.Row]) -> None:
     md = render(rows, "markdown")
     assert "### biomedical" in md and "### genomic" in md
     assert "| Model | Method | Params | ncbi_disease (f1) | pubmedqa (accuracy) | Average |" in md
-    assert "| tiny-pubmedbert | dsee (50% sparse) | 300.0K / 110.0M (0.27%) | 82.00 ± 2.00 | 55.00 ± 5.00 | 68.50 ± 3.50 |" in md
+    assert (
+        "| tiny-pubmedbert | dsee (50% sparse) | 300.0K / 110.0M (0.27%) "
+        "| 82.00 ± 2.00 | 55.00 ± 5.00 | 68.50 ± 3.50 |" in md
+    )
     assert "| dna-llama | full | 5.0M | 40.00 | 40.00 |" in md  # one seed: no ± part
 
 

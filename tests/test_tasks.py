@@ -44,7 +44,9 @@ def test_iob_sentences_tags_and_docstart(tmp_path: Path) -> None:
 
 def test_iob_wrong_column_count_names_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path, "train.tsv", "a\tO\nb\tO\textra\n")
-    with pytest.raises(UserError, match=rf"{path}:2: expected 2 tab-separated columns \(token<TAB>tag\), found 3"):
+    with pytest.raises(
+        UserError, match=rf"{path}:2: expected 2 tab-separated columns \(token<TAB>tag\), found 3"
+    ):
         load_split(NER, tmp_path, "train")
 
 
@@ -83,8 +85,13 @@ def test_csv_default_text_column_and_numeric_label_order(tmp_path: Path) -> None
 
 def test_csv_pair_column_and_quoted_newline(tmp_path: Path) -> None:
     write(tmp_path, "train.csv", 'title,body,y\nQ1,"line one\nline two",HQ\nQ2,short,LQ\n')
-    task = TaskSpec("q", "sequence_classification", "csv", ("accuracy",),
-                    options={"text_column": "title", "pair_column": "body", "label_column": "y"})
+    task = TaskSpec(
+        "q",
+        "sequence_classification",
+        "csv",
+        ("accuracy",),
+        options={"text_column": "title", "pair_column": "body", "label_column": "y"},
+    )
     assert load_split(task, tmp_path, "train") == [
         TextExample("Q1", "line one\nline two", "HQ"),
         TextExample("Q2", "short", "LQ"),
@@ -100,13 +107,17 @@ def test_csv_wrong_field_count_reports_record_start_line(tmp_path: Path) -> None
 
 def test_csv_missing_column_suggests_option(tmp_path: Path) -> None:
     write(tmp_path, "train.csv", "url,label\nhttp://x,legit\n")
-    with pytest.raises(UserError, match=r"no column 'text' \(header: url, label\); set the task option text_column"):
+    with pytest.raises(
+        UserError, match=r"no column 'text' \(header: url, label\); set the task option text_column"
+    ):
         load_split(CLS, tmp_path, "train")
 
 
 def test_jsonl_label_column_and_bad_line(tmp_path: Path) -> None:
     task = TaskSpec("tos", "sequence_classification", "jsonl", ("f1",), options={"label_column": "unfair"})
-    write(tmp_path, "train.jsonl", '{"text": "We may terminate.", "unfair": 1}\n{"text": "Hi", "unfair": 0}\n')
+    write(
+        tmp_path, "train.jsonl", '{"text": "We may terminate.", "unfair": 1}\n{"text": "Hi", "unfair": 0}\n'
+    )
     assert [e.label for e in load_split(task, tmp_path, "train")] == ["1", "0"]
     path = write(tmp_path, "dev.jsonl", '{"text": "a", "unfair": 0}\n{"text": \n')
     with pytest.raises(UserError, match=rf"{path}:2: not valid JSON"):
@@ -128,7 +139,11 @@ def test_pubmedqa_question_contexts_label(tmp_path: Path) -> None:
 
 
 def test_pubmedqa_bad_label_names_entry(tmp_path: Path) -> None:
-    write(tmp_path, "test.json", json.dumps({"77": {"QUESTION": "q", "CONTEXTS": [], "final_decision": "perhaps"}}))
+    write(
+        tmp_path,
+        "test.json",
+        json.dumps({"77": {"QUESTION": "q", "CONTEXTS": [], "final_decision": "perhaps"}}),
+    )
     with pytest.raises(UserError, match=r"entry 77: final_decision 'perhaps' is not one of yes/no/maybe"):
         load_split(QA, tmp_path, "test")
 
@@ -140,7 +155,9 @@ def test_missing_dir_and_file_mention_data_option(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"does-not-exist does not exist; --data DIR must be a folder"):
         load_split(NER, tmp_path / "does-not-exist", "train")
     write(tmp_path, "train.tsv", "a\tO\n")
-    with pytest.raises(UserError, match=r"no file for split 'dev' of task 'toy_ner'.*dev\.tsv.*--data DIR must contain it"):
+    with pytest.raises(
+        UserError, match=r"no file for split 'dev' of task 'toy_ner'.*dev\.tsv.*--data DIR must contain it"
+    ):
         load_split(NER, tmp_path, "dev")
     with pytest.raises(UserError, match=r"has no split 'valid'"):
         load_split(NER, tmp_path, "valid")
@@ -190,9 +207,15 @@ def test_real_ncbi_disease(data_root: Path) -> None:
 
 @pytest.mark.parametrize(
     ("split", "sentences", "tokens", "chemical", "disease"),
-    [("train", 4560, 118_170, 5203, 4182), ("dev", 4581, 117_453, 5347, 4246), ("test", 2395, 62_985, 2575, 2243)],
+    [
+        ("train", 4560, 118_170, 5203, 4182),
+        ("dev", 4581, 117_453, 5347, 4246),
+        ("test", 2395, 62_985, 2575, 2243),
+    ],
 )
-def test_real_bc5cdr(data_root: Path, split: str, sentences: int, tokens: int, chemical: int, disease: int) -> None:
+def test_real_bc5cdr(
+    data_root: Path, split: str, sentences: int, tokens: int, chemical: int, disease: int
+) -> None:
     examples = load_split(NER, data_root / "biomedical" / "bc5cdr", split)
     tags = Counter(t for e in examples for t in e.tags)
     assert (len(examples), sum(len(e.tokens) for e in examples)) == (sentences, tokens)
@@ -211,8 +234,13 @@ def test_real_pubmedqa(data_root: Path, split: str, counts: tuple[int, int, int]
 
 
 def test_real_gue_prom_core_all(data_root: Path) -> None:
-    task = TaskSpec("gue_prom_core_all", "sequence_classification", "csv", ("mcc",),
-                    options={"text_column": "sequence", "label_column": "label"})
+    task = TaskSpec(
+        "gue_prom_core_all",
+        "sequence_classification",
+        "csv",
+        ("mcc",),
+        options={"text_column": "sequence", "label_column": "label"},
+    )
     examples = load_split(task, data_root / "genomic" / "gue_prom_core_all", "train")
     assert len(examples) == 47_356
     assert Counter(e.label for e in examples) == {"0": 23_705, "1": 23_651}

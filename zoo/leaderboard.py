@@ -100,7 +100,9 @@ class BenchResult:
     status: str = "finished"
     results_path: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    created_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
 
     def primary(self) -> list[TaskScore]:
         return [s for s in self.scores if s.is_primary]
@@ -137,7 +139,8 @@ CREATE TABLE IF NOT EXISTS scores (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     task TEXT NOT NULL, task_version TEXT, split TEXT NOT NULL, metric TEXT NOT NULL,
     value REAL NOT NULL, std REAL NOT NULL, stderr REAL, seed_values TEXT NOT NULL,
-    n_samples INTEGER, n_seeds INTEGER NOT NULL, higher_is_better INTEGER NOT NULL, is_primary INTEGER NOT NULL,
+    n_samples INTEGER, n_seeds INTEGER NOT NULL,
+    higher_is_better INTEGER NOT NULL, is_primary INTEGER NOT NULL,
     PRIMARY KEY (run_id, task, split, metric)
 );
 CREATE TABLE IF NOT EXISTS aggregates (
@@ -158,7 +161,9 @@ def connect(db_path: Path | None = None) -> Iterator[sqlite3.Connection]:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30)  # waits for a concurrent writer instead of failing
     except (OSError, sqlite3.OperationalError) as e:
-        raise UserError(f"cannot open the leaderboard database {path} ({e}); set ZOO_HOME to a writable folder") from None
+        raise UserError(
+            f"cannot open the leaderboard database {path} ({e}); set ZOO_HOME to a writable folder"
+        ) from None
     try:
         _prepare(conn, path)
         yield conn
@@ -171,8 +176,14 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
-        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if has_meta else None
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        row = (
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if has_meta
+            else None
+        )
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise UserError(
                 f"{path} was written by a newer zoo (schema {row[0]}, this zoo reads {SCHEMA_VERSION}); "
@@ -182,7 +193,9 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         with conn:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     except sqlite3.DatabaseError as e:
-        raise UserError(f"{path} is not a usable zoo leaderboard database ({e}); move it away or set ZOO_HOME") from None
+        raise UserError(
+            f"{path} is not a usable zoo leaderboard database ({e}); move it away or set ZOO_HOME"
+        ) from None
 
 
 def record(result: BenchResult, db_path: Path | None = None, *, replace: bool = False) -> str:
@@ -199,9 +212,12 @@ def record(result: BenchResult, db_path: Path | None = None, *, replace: bool = 
             exists = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (result.run_id,)).fetchone()
             if exists and not replace:
                 raise UserError(
-                    f"run '{result.run_id}' is already on the leaderboard; bench again with a new run id or replace it"
+                    f"run '{result.run_id}' is already on the leaderboard; "
+                    "bench again with a new run id or record it with replace=True"
                 )
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (result.run_id,))  # cascades to scores/aggregates
+            conn.execute(
+                "DELETE FROM runs WHERE run_id = ?", (result.run_id,)
+            )  # cascades to scores/aggregates
             _insert_run(conn, result, __version__)
             _insert_scores(conn, result)
             _insert_aggregates(conn, result)
@@ -228,11 +244,27 @@ def _insert_run(conn: sqlite3.Connection, r: BenchResult, zoo_version: str) -> N
     conn.execute(
         "INSERT INTO runs (run_id, created_at, zoo_version, domain, domain_version, suite_version, model_id, "
         "model_path, base_model, training_mode, method, trainable_params, total_params, sparsity, precision, "
-        "hardware, seeds, config_hash, status, results_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "hardware, seeds, config_hash, status, results_path) VALUES (" + ",".join("?" * 20) + ")",
         (
-            r.run_id, r.created_at, zoo_version, r.domain, r.domain_version, r.suite_version, r.model_id,
-            r.model_path, r.base_model, r.training_mode, r.method, r.trainable_params, r.total_params,
-            r.sparsity, r.precision, r.hardware, json.dumps(list(r.seeds)), r.config_hash, r.status,
+            r.run_id,
+            r.created_at,
+            zoo_version,
+            r.domain,
+            r.domain_version,
+            r.suite_version,
+            r.model_id,
+            r.model_path,
+            r.base_model,
+            r.training_mode,
+            r.method,
+            r.trainable_params,
+            r.total_params,
+            r.sparsity,
+            r.precision,
+            r.hardware,
+            json.dumps(list(r.seeds)),
+            r.config_hash,
+            r.status,
             r.results_path,
         ),
     )
@@ -244,9 +276,19 @@ def _insert_scores(conn: sqlite3.Connection, r: BenchResult) -> None:
         "n_samples, n_seeds, higher_is_better, is_primary) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             (
-                r.run_id, s.task, s.task_version, s.split, s.metric, s.mean, s.std,
-                s.std / math.sqrt(s.n_seeds), json.dumps(list(s.values)), s.n_samples, s.n_seeds,
-                int(s.higher_is_better), int(s.is_primary),
+                r.run_id,
+                s.task,
+                s.task_version,
+                s.split,
+                s.metric,
+                s.mean,
+                s.std,
+                s.std / math.sqrt(s.n_seeds),
+                json.dumps(list(s.values)),
+                s.n_samples,
+                s.n_seeds,
+                int(s.higher_is_better),
+                int(s.is_primary),
             )
             for s in r.scores
         ],
@@ -258,7 +300,8 @@ def _insert_aggregates(conn: sqlite3.Connection, r: BenchResult) -> None:
     if agg is not None:
         mean, seed_std, n_seeds = agg
         conn.execute(
-            "INSERT INTO aggregates (run_id, suite, name, value, method, n_seeds, seed_std) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO aggregates (run_id, suite, name, value, method, n_seeds, seed_std) "
+            "VALUES (?,?,?,?,?,?,?)",
             (r.run_id, r.domain, "average", mean, "mean of primary metrics over tasks", n_seeds, seed_std),
         )
 
@@ -303,7 +346,9 @@ def query(domain: str | None = None, db_path: Path | None = None) -> list[Row]:
         if domain is not None and not runs:
             known = [d for (d,) in conn.execute("SELECT DISTINCT domain FROM runs")]
             if domain not in known and known:
-                raise UserError(f"no runs of domain '{domain}' on the leaderboard{did_you_mean(domain, known)}")
+                raise UserError(
+                    f"no runs of domain '{domain}' on the leaderboard{did_you_mean(domain, known)}"
+                )
         rows = [_row(conn, run) for run in runs]
     return sorted(rows, key=lambda r: (r.domain, -(r.average.mean if r.average else -math.inf)))
 
@@ -321,9 +366,18 @@ def _row(conn: sqlite3.Connection, run: sqlite3.Row) -> Row:
     ).fetchone()
     average = Cell("average", agg["value"], agg["seed_std"] or 0.0, agg["n_seeds"]) if agg else None
     return Row(
-        run["run_id"], run["created_at"], run["domain"], run["model_id"], run["method"],
-        run["trainable_params"], run["total_params"], run["sparsity"], run["precision"], run["status"],
-        scores, average,
+        run["run_id"],
+        run["created_at"],
+        run["domain"],
+        run["model_id"],
+        run["method"],
+        run["trainable_params"],
+        run["total_params"],
+        run["sparsity"],
+        run["precision"],
+        run["status"],
+        scores,
+        average,
     )
 
 
@@ -386,7 +440,8 @@ def _header(rows: Sequence[Row]) -> list[str]:
 def _body(rows: Sequence[Row]) -> list[list[str]]:
     tasks = list(_tasks(rows))
     return [
-        [r.model_id, _method(r), _params(r), *(_fmt(r.scores.get(t)) for t in tasks), _fmt(r.average)] for r in rows
+        [r.model_id, _method(r), _params(r), *(_fmt(r.scores.get(t)) for t in tasks), _fmt(r.average)]
+        for r in rows
     ]
 
 
@@ -409,7 +464,9 @@ def _params(r: Row) -> str:
         return _count(r.trainable_params) if r.trainable_params is not None else "–"
     if r.trainable_params is None or r.trainable_params == r.total_params:
         return _count(r.total_params)
-    return f"{_count(r.trainable_params)} / {_count(r.total_params)} ({r.trainable_params / r.total_params:.2%})"
+    return (
+        f"{_count(r.trainable_params)} / {_count(r.total_params)} ({r.trainable_params / r.total_params:.2%})"
+    )
 
 
 def _method(r: Row) -> str:
@@ -461,22 +518,24 @@ def _html(rows: Sequence[Row]) -> str:
         tasks = list(_tasks(group))
         head = "".join(f"<th>{html.escape(h)}</th>" for h in _header(group))
         body = []
-        for r, cells in zip(group, _body(group)):
+        for r, cells in zip(group, _body(group), strict=True):
             nums = [r.scores.get(t) for t in tasks] + [r.average]
             tds = [f"<td>{html.escape(c)}</td>" for c in cells[:2]]
-            tds.append(f'<td class="num" data-v="{r.trainable_params or r.total_params or 0}">{html.escape(cells[2])}</td>')
-            for cell, text in zip(nums, cells[3:]):
+            params = r.trainable_params or r.total_params or 0
+            tds.append(f'<td class="num" data-v="{params}">{html.escape(cells[2])}</td>')
+            for cell, text in zip(nums, cells[3:], strict=True):
                 v = cell.mean if cell else "-Infinity"  # JS parseFloat reads it; a missing score sorts last
                 tds.append(f'<td class="num" data-v="{v}">{html.escape(text)}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
         sections.append(
-            f"<h2>{html.escape(domain)}</h2>\n<table class=\"lb\"><thead><tr>{head}</tr></thead>\n"
+            f'<h2>{html.escape(domain)}</h2>\n<table class="lb"><thead><tr>{head}</tr></thead>\n'
             f"<tbody>\n" + "\n".join(body) + "\n</tbody></table>"
         )
     content = "\n".join(sections) or "<p>No runs on the leaderboard yet.</p>"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Domain Zoo leaderboard</title>\n<style>{_CSS}</style></head>\n<body>\n"
-        f"<h1>Domain Zoo leaderboard</h1>\n<p>Scores ×100 (mean ± std over seeds); click a column to sort.</p>\n"
+        "<h1>Domain Zoo leaderboard</h1>\n"
+        "<p>Scores ×100 (mean ± std over seeds); click a column to sort.</p>\n"
         f"{content}\n<script>{_JS}</script>\n</body></html>\n"
     )

@@ -47,7 +47,7 @@ def module_path(name: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_metric(name: str) -> evaluate.EvaluationModule:
     """`evaluate.load` of the local module `name` ('seqeval_f1' or 'classification'), offline-safe."""
     import evaluate
@@ -74,7 +74,9 @@ def compute(
     `kwargs` go to the module (e.g. average="binary", pos_label="malicious").
     """
     if task_type not in MODULE_FOR_TASK_TYPE:
-        raise UserError(f"no metrics for task type '{task_type}'{did_you_mean(task_type, MODULE_FOR_TASK_TYPE)}")
+        raise UserError(
+            f"no metrics for task type '{task_type}'{did_you_mean(task_type, MODULE_FOR_TASK_TYPE)}"
+        )
     if len(predictions) != len(references) or not references:
         raise ValueError(f"got {len(predictions)} predictions for {len(references)} references (need ≥ 1)")
     module = MODULE_FOR_TASK_TYPE[task_type]

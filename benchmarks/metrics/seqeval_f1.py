@@ -19,7 +19,9 @@ _CITATION = """\
   author={Hiroki Nakayama}, year={2018}}
 """
 
-_DESCRIPTION = "Entity-level exact-match precision, recall and F1 (seqeval strict mode, IOB2), overall and per type."
+_DESCRIPTION = (
+    "Entity-level exact-match precision, recall and F1 (seqeval strict mode, IOB2), overall and per type."
+)
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -46,7 +48,7 @@ class SeqevalF1(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        for i, (p, r) in enumerate(zip(predictions, references)):
+        for i, (p, r) in enumerate(zip(predictions, references, strict=True)):
             if len(p) != len(r):
                 raise ValueError(f"sentence {i}: {len(p)} predicted tags for {len(r)} gold tags")
         # zero_division=0: no predicted (or gold) entity scores 0 instead of warning and returning nan.
