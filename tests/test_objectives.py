@@ -7,7 +7,7 @@ import torch
 
 from zoo.domain import ObjectiveSpec
 from zoo.errors import UserError
-from zoo.objectives import CausalLM, MaskedLM, Objective, build_objective
+from zoo.objectives import CausalLM, MaskedLM, Objective, build_objective, token_loss_sum
 from zoo.packing import pack_documents
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
@@ -145,6 +145,24 @@ def test_loss_is_mean_cross_entropy_over_labelled_tokens(kind):
     assert len(terms) > 5
     torch.testing.assert_close(loss, torch.stack(terms).mean())
     assert obj.loss(model, {**batch, "labels": torch.full_like(batch["labels"], -100)}).item() == 0.0
+    total, count = token_loss_sum(model, batch, causal=kind == "clm")
+    assert count.item() == len(terms)
+    torch.testing.assert_close(total, torch.stack(terms).sum())
+
+
+def test_loss_casts_the_float_mask_for_a_half_precision_model():
+    from transformers import BertConfig, BertForMaskedLM
+
+    obj = mlm()
+    batch = obj.collate(blocks(n_docs=4, block_len=32), seed=0)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                     num_attention_heads=2, max_position_embeddings=64, attn_implementation="eager")
+    model = BertForMaskedLM(cfg).eval().to(torch.bfloat16)
+    assert batch["attention_mask"].dtype == torch.float32  # eager BERT fails on it with bf16 weights
+    with torch.no_grad():
+        loss = obj.loss(model, batch)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
 def _tokenizer():

@@ -49,22 +49,34 @@ def _model_dtype(model: Any) -> torch.dtype:
     return next(p.dtype for p in model.parameters() if p.is_floating_point())
 
 
-def _token_loss(model: Any, batch: Mapping[str, torch.Tensor], shift: bool) -> torch.Tensor:
-    """Mean cross entropy over labelled tokens (0, not NaN, when a batch has none)."""
+def token_loss_sum(
+    model: Any, batch: Mapping[str, torch.Tensor], causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token cross entropies, number of labelled tokens); CLM labels are shifted as in HF.
+
+    The sum form lets a trainer divide by the labelled-token count of the whole global batch
+    (gradient accumulation, several processes) instead of averaging per-micro-batch means.
+    """
     mask = batch["attention_mask"]
     dtype = _model_dtype(model)
     if mask.is_floating_point() and mask.dtype != dtype:
-        # SDPA rejects a float mask whose dtype differs from the query's (a bf16 model without autocast).
+        # A half-precision model without autocast needs the mask in its dtype: BERT's eager attention
+        # would promote the scores to float32 and then fail its matmul with the bf16 values.
         mask = mask.to(dtype)
     out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
-    logits = out.logits
-    labels = batch["labels"]
-    if shift:
+    logits, labels = out.logits, batch["labels"]
+    if causal:
         logits, labels = logits[:, :-1], labels[:, 1:]
     total = F.cross_entropy(
         logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum"
     )
-    return total / (labels != IGNORE).sum().clamp(min=1)
+    return total, (labels != IGNORE).sum()
+
+
+def _token_loss(model: Any, batch: Mapping[str, torch.Tensor], causal: bool) -> torch.Tensor:
+    """Mean cross entropy over labelled tokens (0, not NaN, when a batch has none)."""
+    total, count = token_loss_sum(model, batch, causal)
+    return total / count.clamp(min=1)
 
 
 class MaskedLM:
@@ -151,7 +163,7 @@ class MaskedLM:
         }
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return _token_loss(model, batch, shift=False)
+        return _token_loss(model, batch, causal=False)
 
 
 class CausalLM:
@@ -177,7 +189,7 @@ class CausalLM:
         }
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return _token_loss(model, batch, shift=True)
+        return _token_loss(model, batch, causal=True)
 
 
 Factory = Callable[[Mapping[str, Any], Any], Objective]
