@@ -95,19 +95,16 @@ def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Prepare
     if not train_docs:
         raise UserError("the corpus holds no documents to train on (check --corpus and data.max_documents)")
     pad = tokenizer.pad_token_id
-    train = pack_documents(train_docs, cfg.data.seq_len, pad_id=pad)
-    held = pack_documents(eval_docs, cfg.data.seq_len, pad_id=pad) if eval_docs else []
+    train = list(pack_documents(train_docs, cfg.data.seq_len, pad_id=pad))
+    held = list(pack_documents(eval_docs, cfg.data.seq_len, pad_id=pad))
     replay: list[dict[str, Any]] = []
     if cfg.data.replay_corpus and cfg.data.replay_ratio > 0:
         rpaths = [Path(p) for p in cfg.data.replay_corpus]
         for p in rpaths:
             if not p.exists():
                 raise UserError(f"replay corpus '{p}' does not exist")
-        replay = pack_documents(
-            list(tokenize_documents(tokenizer, _documents(domain, rpaths, cfg.data.max_documents))),
-            cfg.data.seq_len,
-            pad_id=pad,
-        )
+        replay_docs = tokenize_documents(tokenizer, _documents(domain, rpaths, cfg.data.max_documents))
+        replay = list(pack_documents(replay_docs, cfg.data.seq_len, pad_id=pad))
     tokens = sum(len(d["input_ids"]) for d in train_docs)
     return PreparedData(train, held, replay, n_docs, tokens)
 
@@ -308,6 +305,12 @@ def pretrain(
         from_model = info.get("from_model")
     from_path = runs.resolve_model(from_model) if from_model is not None else None
 
+    import transformers
+
+    # The zoo reports progress itself; transformers' per-save bars and length warnings are noise here
+    # (documents longer than model_max_length are expected: packing cuts them).
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.train.mixed_precision))
     world, rank = acc.num_processes, acc.process_index
     per_proc, rem = divmod(cfg.train.batch_size, world * cfg.train.grad_accum)
@@ -411,6 +414,7 @@ def pretrain(
                 loss_sum += s.detach()
             loss = float(acc.reduce(loss_sum, reduction="sum")) / n_global
             acc.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+            step_lr = scheduler.get_last_lr()[0]  # the LR this step uses (logged after the step)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -422,7 +426,7 @@ def pretrain(
                 now = time.perf_counter()
                 tps = window_tokens / max(now - window_t, 1e-9)
                 window_tokens, window_t = 0, now
-                log({"step": done, "loss": loss, "lr": scheduler.get_last_lr()[0], "tokens": tokens_seen, "tokens_per_s": tps})
+                log({"step": done, "loss": loss, "lr": step_lr, "tokens": tokens_seen, "tokens_per_s": tps})
                 if progress is not None:
                     progress.update(bar, loss=f"{loss:.3f}", tps=f"{tps:,.0f}")
             if progress is not None:
