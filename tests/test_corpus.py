@@ -70,7 +70,9 @@ def test_missing_file_empty_corpus_and_unknown_format(tmp_path):
 
 
 def test_third_party_reader(tmp_path, monkeypatch):
-    (tmp_path / "zoo_test_reader.py").write_text("def read(path, sep):\n    yield from path.read_text().split(sep)\n")
+    (tmp_path / "zoo_test_reader.py").write_text(
+        "def read(path, sep):\n    yield from path.read_text().split(sep)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "x.dat").write_text("a|b|c")
     spec = CorpusSpec("zoo_test_reader:read", {"sep": "|"})
@@ -174,16 +176,30 @@ def test_sample_pubmedqa_shape_and_learnable_labels():
             assert len(item["CONTEXTS"]) == len(item["LABELS"]) and item["QUESTION"].endswith("?")
         assert {item["final_decision"] for item in data.values()} == {"yes", "no", "maybe"}
     # the label is carried by the RESULTS context: significance wording separates yes from no
-    train = json.loads((SAMPLES / "biomedical" / "pubmedqa" / "train.json").read_text(encoding="utf-8")).values()
-    results = lambda item: " ".join(c for c, lab in zip(item["CONTEXTS"], item["LABELS"]) if lab == "RESULTS")  # noqa: E731
-    yes_neg = sum("did not" in results(i) or "No " in results(i) for i in train if i["final_decision"] == "yes")
-    no_neg = sum("did not" in results(i) or "No " in results(i) or "similar" in results(i) for i in train if i["final_decision"] == "no")
+    train = json.loads(
+        (SAMPLES / "biomedical" / "pubmedqa" / "train.json").read_text(encoding="utf-8")
+    ).values()
+
+    def results(item: dict) -> str:
+        return " ".join(c for c, lab in zip(item["CONTEXTS"], item["LABELS"]) if lab == "RESULTS")
+
+    yes_neg = sum(
+        "did not" in results(i) or "No " in results(i) for i in train if i["final_decision"] == "yes"
+    )
+    no_neg = sum(
+        "did not" in results(i) or "No " in results(i) or "similar" in results(i)
+        for i in train
+        if i["final_decision"] == "no"
+    )
     n_yes = sum(i["final_decision"] == "yes" for i in train)
     n_no = sum(i["final_decision"] == "no" for i in train)
     assert no_neg / n_no > 0.9 and yes_neg / n_yes < 0.5
 
 
-@pytest.mark.parametrize("task,length,labels", [("gue_prom_core_all", 70, {"0", "1"}), ("gue_splice_reconstructed", 400, {"0", "1", "2"})])
+@pytest.mark.parametrize(
+    "task,length,labels",
+    [("gue_prom_core_all", 70, {"0", "1"}), ("gue_splice_reconstructed", 400, {"0", "1", "2"})],
+)
 def test_sample_gue_tasks(task, length, labels):
     rows = {}
     for split in ("train", "dev", "test"):
@@ -194,22 +210,29 @@ def test_sample_gue_tasks(task, length, labels):
         assert all(len(s) == length and set(s) <= set("ACGT") and y in labels for s, y in rows[split])
         assert {y for _, y in rows[split]} == labels
     assert not {s for s, _ in rows["train"]} & {s for s, _ in rows["test"]}
-    if task == "gue_splice_reconstructed":  # as in the real GUE files: 1 = donor (GT at 200), 0 = acceptor (AG at 198)
+    if (
+        task == "gue_splice_reconstructed"
+    ):  # as in the real GUE files: 1 = donor (GT at 200), 0 = acceptor (AG at 198)
         donors = [s for s, y in rows["train"] if y == "1"]
         acceptors = [s for s, y in rows["train"] if y == "0"]
         assert all(s[200:202] == "GT" for s in donors) and all(s[198:200] == "AG" for s in acceptors)
     else:  # promoters carry a TATA box or a GC-rich upstream far more often than background
         pos = [s for s, y in rows["train"] if y == "1"]
         neg = [s for s, y in rows["train"] if y == "0"]
-        gc = lambda s: (s[:25].count("G") + s[:25].count("C")) / 25  # noqa: E731
+        gc = lambda s: (s[:25].count("G") + s[:25].count("C")) / 25
         assert sum(map(gc, pos)) / len(pos) > sum(map(gc, neg)) / len(neg) + 0.15
 
 
 def test_generator_is_deterministic(tmp_path):
     """Re-running the generator reproduces the committed files byte for byte."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(SAMPLES / "generate.py"), "--out", str(tmp_path)], check=True,
-                   capture_output=True, env=env, timeout=120)
+    subprocess.run(
+        [sys.executable, str(SAMPLES / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
     produced = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert len(produced) == 17
     for rel in produced:

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import UserError
-from zoo.tokenizer import TokenizerRecipe, list_recipes, load_recipe, recipes_dir, train_tokenizer, word_start_mask
+from zoo.tokenizer import (
+    TokenizerRecipe,
+    list_recipes,
+    load_recipe,
+    recipes_dir,
+    train_tokenizer,
+    word_start_mask,
+)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "domains" / "samples"
 
@@ -55,11 +62,18 @@ def test_unknown_recipe_name_suggests_the_close_one():
 
 def test_unknown_key_names_file_and_valid_keys(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\nalgorithm: bpe\nvocab_size: 100\nspecial_tokens: {unk: '<unk>'}\nvocab_szie: 3\n")
+    path.write_text(
+        "name: bad\nalgorithm: bpe\nvocab_size: 100\nspecial_tokens: {unk: '<unk>'}\nvocab_szie: 3\n"
+    )
     with pytest.raises(UserError) as err:
         load_recipe(path)
     message = str(err.value)
-    assert str(path) in message and "vocab_szie" in message and "valid keys" in message and "min_frequency" in message
+    assert (
+        str(path) in message
+        and "vocab_szie" in message
+        and "valid keys" in message
+        and "min_frequency" in message
+    )
 
 
 def test_invalid_values_are_user_errors(tmp_path):
@@ -121,7 +135,9 @@ def test_kmer_vocab_is_exactly_specials_singles_and_all_kmers():
     assert tok.model_max_length == 1024
 
 
-@pytest.mark.parametrize("seq", ["A", "ACGTA", "ACGTACGTA", "ACGTACGTACGTACGTACGTAC", "NNNNNNNN", "ACGNACGTACGTTT"])
+@pytest.mark.parametrize(
+    "seq", ["A", "ACGTA", "ACGTACGTA", "ACGTACGTACGTACGTACGTAC", "NNNNNNNN", "ACGNACGTACGTTT"]
+)
 def test_kmer_round_trips_and_frames_non_overlapping(seq):
     tok = train_tokenizer(load_recipe("genomic-kmer6"), [])
     enc = tok(seq)
@@ -133,7 +149,7 @@ def test_kmer_round_trips_and_frames_non_overlapping(seq):
 
 def test_kmer_policy_for_tail_soft_masking_n_and_iupac():
     tok = train_tokenizer(load_recipe("genomic-kmer6"), [])
-    pieces = lambda s: tok.convert_ids_to_tokens(tok(s, add_special_tokens=False).input_ids)  # noqa: E731
+    pieces = lambda s: tok.convert_ids_to_tokens(tok(s, add_special_tokens=False).input_ids)
     assert pieces("ACGTACGTA") == ["ACGTAC", "G", "T", "A"]  # tail shorter than k -> single bases
     assert pieces("acgtacgg") == ["ACGTAC", "G", "G"]  # soft-masked (lowercase) input is uppercased
     assert pieces("AAANCCCCCCC") == ["A", "A", "A", "N", "CCCCCC", "C"]  # N alone, framing restarts
@@ -169,9 +185,16 @@ def test_other_algorithms_from_a_recipe_dict_keep_atomic_tokens():
     specials = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}
     texts = ["Patient [**Name**] was seen on [**Date**] for chest pain."] * 20 + _texts(100)
     for algorithm, pre in (("unigram", "metaspace"), ("bpe", "byte_level"), ("char", "char")):
-        recipe = TokenizerRecipe(name=f"t-{algorithm}", algorithm=algorithm, vocab_size=150, special_tokens=specials,
-                                 pre_tokenizer=pre, post_processor="bos_eos", min_frequency=1,
-                                 atomic_tokens=("[**Name**]", "[**Date**]"))
+        recipe = TokenizerRecipe(
+            name=f"t-{algorithm}",
+            algorithm=algorithm,
+            vocab_size=150,
+            special_tokens=specials,
+            pre_tokenizer=pre,
+            post_processor="bos_eos",
+            min_frequency=1,
+            atomic_tokens=("[**Name**]", "[**Date**]"),
+        )
         tok = train_tokenizer(recipe, texts)
         text = "Patient [**Name**] was seen"
         ids = tok(text).input_ids
@@ -185,4 +208,12 @@ def test_embedded_default_corpus_trains_a_small_wordpiece():
     assert len(tok) == 1500
     # in-domain vocabulary: domain words are single pieces
     assert tok.tokenize("Levodopa in Parkinson's disease: nephrotoxicity") == [
-        "levodopa", "in", "parkinson", "'", "s", "disease", ":", "nephrotoxicity"]
+        "levodopa",
+        "in",
+        "parkinson",
+        "'",
+        "s",
+        "disease",
+        ":",
+        "nephrotoxicity",
+    ]

@@ -63,7 +63,8 @@ def _expand(paths: Sequence[Path | str], suffixes: tuple[str, ...] | None) -> li
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.is_file() and not p.name.startswith(".") and (suffixes is None or _suffix(p) in suffixes)
             )
             if not found:
@@ -101,13 +102,20 @@ def _read_text_file(path: Path, field: str) -> Iterator[str]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{lineno}: malformed JSON line ({exc.msg}); each line must be one JSON object") from None
+                    raise UserError(
+                        f"{path}:{lineno}: malformed JSON line ({exc.msg}); each line must be one JSON object"
+                    ) from None
                 if not isinstance(obj, dict) or field not in obj:
                     keys = ", ".join(obj) if isinstance(obj, dict) else type(obj).__name__
-                    raise UserError(f"{path}:{lineno}: no field '{field}' (found: {keys}); set the corpus option field=NAME")
+                    raise UserError(
+                        f"{path}:{lineno}: no field '{field}' (found: {keys}); "
+                        "set the corpus option field=NAME"
+                    )
                 text = obj[field]
                 if not isinstance(text, str):
-                    raise UserError(f"{path}:{lineno}: field '{field}' must be a string, got {type(text).__name__}")
+                    raise UserError(
+                        f"{path}:{lineno}: field '{field}' must be a string, got {type(text).__name__}"
+                    )
                 if text.strip():
                     yield text.strip()
     except UnicodeDecodeError as exc:
@@ -131,13 +139,17 @@ def _records(path: Path) -> Iterator[tuple[str, str]]:
                 try:
                     seq = str(record.seq)
                 except UndefinedSequenceError:
-                    raise UserError(f"{fmt} record '{record.id}' in {path} has no sequence (no ORIGIN section)") from None
+                    raise UserError(
+                        f"{fmt} record '{record.id}' in {path} has no sequence (no ORIGIN section)"
+                    ) from None
                 yield record.id, seq
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not a text {fmt} file ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:  # biopython's report of a malformed file; its first paragraph says what
         reason = " ".join(str(exc).split("\n\n")[0].split())
-        raise UserError(f"{path} is not a valid {fmt} file ({reason}); a FASTA file starts with a '>' header line") from None
+        raise UserError(
+            f"{path} is not a valid {fmt} file ({reason}); a FASTA file starts with a '>' header line"
+        ) from None
     except (OSError, EOFError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
 
@@ -147,8 +159,9 @@ def clean_dna(seq: str, record_id: str, path: Path | str, iupac: str = "map_to_n
     bad = _INVALID_DNA.search(seq)
     if bad:
         raise UserError(
-            f"invalid character {bad.group()!r} at position {bad.start() + 1} of record '{record_id}' in {path}: "
-            f"DNA may only hold A C G T N and the IUPAC codes {' '.join(IUPAC_CODES)} (either case); fix or drop the record"
+            f"invalid character {bad.group()!r} at position {bad.start() + 1} of record '{record_id}' "
+            f"in {path}: DNA may only hold A C G T N and the IUPAC codes {' '.join(IUPAC_CODES)} "
+            "(either case); fix or drop the record"
         )
     seq = seq.upper()
     return seq.translate(_TO_N) if iupac == "map_to_n" else seq
@@ -158,7 +171,7 @@ def windows(seq: str, window: int, stride: int) -> Iterator[str]:
     """Windows of `window` bases starting every `stride` bases; the last one may be shorter and
     ends at the sequence end (no window is emitted that lies entirely inside the previous one)."""
     for start in range(0, len(seq), stride):
-        yield seq[start:start + window]
+        yield seq[start : start + window]
         if start + window >= len(seq):
             break
 
@@ -180,7 +193,9 @@ def _fasta_options(options: Mapping[str, Any]) -> tuple[int, int, str, float]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"corpus option {key} must be a positive integer (bases), got {value!r}")
     if stride > window:
-        raise UserError(f"corpus option stride ({stride}) must not exceed window ({window}): bases would be skipped")
+        raise UserError(
+            f"corpus option stride ({stride}) must not exceed window ({window}): bases would be skipped"
+        )
     if iupac not in ("map_to_n", "keep"):
         raise UserError(f"corpus option iupac must be 'map_to_n' or 'keep', got {iupac!r}")
     if not isinstance(max_n, (int, float)) or not 0 <= max_n <= 1:
@@ -196,7 +211,9 @@ def _third_party(fmt: str) -> Callable[..., Iterable[str]]:
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
-        raise UserError(f"cannot load corpus reader '{fmt}': {exc} (expected 'package.module:function')") from None
+        raise UserError(
+            f"cannot load corpus reader '{fmt}': {exc} (expected 'package.module:function')"
+        ) from None
     if not callable(func):
         raise UserError(f"corpus reader '{fmt}' is not callable")
     return func
@@ -231,7 +248,10 @@ def read_corpus(spec: CorpusSpec, paths: Sequence[Path | str]) -> Iterator[str]:
         docs: Iterable[str] = (doc for raw in paths for doc in func(Path(raw), **options))
         return _non_empty(docs, paths)
     if fmt not in BUILTIN_FORMATS:
-        raise UserError(f"unknown corpus format '{fmt}'{did_you_mean(fmt, BUILTIN_FORMATS)} (or 'package.module:function')")
+        raise UserError(
+            f"unknown corpus format '{fmt}'{did_you_mean(fmt, BUILTIN_FORMATS)} "
+            "(or 'package.module:function')"
+        )
     _check_options(fmt, options)
     if fmt == "text":
         field = options.get("field", "text")

@@ -101,7 +101,13 @@ class TokenizerRecipe:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._fail(f"{key} must be a positive integer, got {value!r}")
-        needs = {"bert": ("cls", "sep"), "bos_eos": ("bos", "eos"), "bos": ("bos",), "eos": ("eos",), "none": ()}
+        needs = {
+            "bert": ("cls", "sep"),
+            "bos_eos": ("bos", "eos"),
+            "bos": ("bos",),
+            "eos": ("eos",),
+            "none": (),
+        }
         missing = [r for r in needs[self.post_processor] if r not in self.special_tokens]
         if self.algorithm in ("wordpiece", "kmer", "char", "unigram") and "unk" not in self.special_tokens:
             missing.append("unk")
@@ -117,7 +123,8 @@ class TokenizerRecipe:
                 raise self._fail(f"alphabet must be distinct letters without N, got {self.alphabet!r}")
             if self.vocab_size != self.kmer_vocab_size:
                 raise self._fail(
-                    f"vocab_size of a {self.k}-mer recipe is fixed: {len(self.special_tokens)} special tokens + "
+                    f"vocab_size of a {self.k}-mer recipe is fixed: "
+                    f"{len(self.special_tokens)} special tokens + "
                     f"{len(self.alphabet) + 1} single bases + {len(self.alphabet)}^{self.k} k-mers = "
                     f"{self.kmer_vocab_size}; set vocab_size: {self.kmer_vocab_size}"
                 )
@@ -127,9 +134,14 @@ class TokenizerRecipe:
             if self.pre_tokenizer != "char":
                 raise self._fail("algorithm 'char' needs pre_tokenizer: char")
         elif self.pre_tokenizer in ("kmer", "char"):
-            raise self._fail(f"pre_tokenizer '{self.pre_tokenizer}' only goes with algorithm '{self.pre_tokenizer}'")
+            raise self._fail(
+                f"pre_tokenizer '{self.pre_tokenizer}' only goes with algorithm '{self.pre_tokenizer}'"
+            )
         elif self.algorithm == "unigram" and self.pre_tokenizer in ("bert", "whitespace"):
-            raise self._fail("algorithm 'unigram' needs pre_tokenizer metaspace, byte_level or none (it cannot mark word pieces)")
+            raise self._fail(
+                "algorithm 'unigram' needs pre_tokenizer metaspace, byte_level or none "
+                "(it cannot mark word pieces)"
+            )
         elif self.algorithm == "wordpiece" and self.pre_tokenizer not in ("bert", "whitespace"):
             raise self._fail("algorithm 'wordpiece' needs pre_tokenizer bert or whitespace")
 
@@ -145,7 +157,9 @@ class TokenizerRecipe:
     def from_dict(cls, data: Any, source: str = "<recipe>") -> TokenizerRecipe:
         """Strict: unknown keys and missing required keys are UserErrors naming `source`."""
         if not isinstance(data, Mapping):
-            raise UserError(f"tokenizer recipe {source}: expected a mapping of fields, got {type(data).__name__}")
+            raise UserError(
+                f"tokenizer recipe {source}: expected a mapping of fields, got {type(data).__name__}"
+            )
         valid = [f.name for f in fields(cls) if f.name != "source"]
         unknown = sorted(set(data) - set(valid))
         if unknown:
@@ -165,7 +179,9 @@ class TokenizerRecipe:
                 raise UserError(f"tokenizer recipe {source}: {key} must be a list, got {value!r}")
             kwargs[key] = tuple(value)
         if not isinstance(kwargs["special_tokens"], Mapping):
-            raise UserError(f"tokenizer recipe {source}: special_tokens must map role to token, e.g. pad: '[PAD]'")
+            raise UserError(
+                f"tokenizer recipe {source}: special_tokens must map role to token, e.g. pad: '[PAD]'"
+            )
         return cls(**kwargs, source=source)
 
 
@@ -183,7 +199,9 @@ def load_recipe(name_or_path: str | Path) -> TokenizerRecipe:
     if as_path.suffix in (".yaml", ".yml") or as_path.parent != Path("."):
         path = as_path
         if not path.is_file():
-            raise UserError(f"tokenizer recipe file {path} does not exist (give a recipe name or an existing .yaml path)")
+            raise UserError(
+                f"tokenizer recipe file {path} does not exist (give a recipe name or an existing .yaml path)"
+            )
     else:
         path = recipes_dir() / f"{text}.yaml"
         if not path.is_file():
@@ -204,13 +222,25 @@ def _normalizer(recipe: TokenizerRecipe) -> Any:
     steps: list[Any] = []
     for step in recipe.normalizer:
         if step == "bert_clean":
-            steps.append(n.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False))
+            steps.append(
+                n.BertNormalizer(
+                    clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+                )
+            )
         elif step == "uppercase":
             # `tokenizers` has no Uppercase normaliser; per-letter Replace serialises into tokenizer.json.
             steps.extend(n.Replace(c, c.upper()) for c in "abcdefghijklmnopqrstuvwxyz")
         else:
-            steps.append({"nfd": n.NFD, "nfc": n.NFC, "nfkd": n.NFKD, "nfkc": n.NFKC,
-                          "strip_accents": n.StripAccents, "lowercase": n.Lowercase}[step]())
+            steps.append(
+                {
+                    "nfd": n.NFD,
+                    "nfc": n.NFC,
+                    "nfkd": n.NFKD,
+                    "nfkc": n.NFKC,
+                    "strip_accents": n.StripAccents,
+                    "lowercase": n.Lowercase,
+                }[step]()
+            )
     if recipe.iupac == "map_to_n":
         steps.extend(n.Replace(c, "N") for c in IUPAC_CODES)
         steps.extend(n.Replace(c.lower(), "n") for c in IUPAC_CODES)  # in case the recipe keeps case
@@ -311,33 +341,53 @@ def train_tokenizer(
 
     if alg == "kmer":
         if size != recipe.kmer_vocab_size:
-            raise UserError(f"recipe {recipe.name}: a {recipe.k}-mer vocabulary has exactly {recipe.kmer_vocab_size} entries; "
-                            f"vocab_size {size} cannot be honoured (leave it unset)")
+            raise UserError(
+                f"recipe {recipe.name}: a {recipe.k}-mer vocabulary has exactly "
+                f"{recipe.kmer_vocab_size} entries; "
+                f"vocab_size {size} cannot be honoured (leave it unset)"
+            )
         tok = Tokenizer(models.WordLevel(_kmer_vocab(recipe), unk_token=unk))
         trainer = None
     elif alg == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=unk, continuing_subword_prefix=WORDPIECE_PREFIX))
-        trainer = trainers.WordPieceTrainer(vocab_size=size, min_frequency=recipe.min_frequency,
-                                            special_tokens=specials, continuing_subword_prefix=WORDPIECE_PREFIX,
-                                            show_progress=show_progress)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=size,
+            min_frequency=recipe.min_frequency,
+            special_tokens=specials,
+            continuing_subword_prefix=WORDPIECE_PREFIX,
+            show_progress=show_progress,
+        )
     elif alg == "bpe":
         extra = {"continuing_subword_prefix": prefix} if prefix else {}
         tok = Tokenizer(models.BPE(unk_token=unk, **extra))
-        alphabet = sorted(set(recipe.alphabet + "N")) if recipe.iupac else []  # DNA: N is a base even if unseen
+        alphabet = (
+            sorted(set(recipe.alphabet + "N")) if recipe.iupac else []
+        )  # DNA: N is a base even if unseen
         if recipe.pre_tokenizer == "byte_level":
             from tokenizers import pre_tokenizers
 
             alphabet = pre_tokenizers.ByteLevel.alphabet()
-        trainer = trainers.BpeTrainer(vocab_size=size, min_frequency=recipe.min_frequency, special_tokens=specials,
-                                      initial_alphabet=alphabet, show_progress=show_progress, **extra)
+        trainer = trainers.BpeTrainer(
+            vocab_size=size,
+            min_frequency=recipe.min_frequency,
+            special_tokens=specials,
+            initial_alphabet=alphabet,
+            show_progress=show_progress,
+            **extra,
+        )
     elif alg == "unigram":
         tok = Tokenizer(models.Unigram())
-        trainer = trainers.UnigramTrainer(vocab_size=size, special_tokens=specials, unk_token=unk,
-                                          show_progress=show_progress)
+        trainer = trainers.UnigramTrainer(
+            vocab_size=size, special_tokens=specials, unk_token=unk, show_progress=show_progress
+        )
     else:  # char: a word-level model over single characters, keeping the most frequent ones
         tok = Tokenizer(models.WordLevel({}, unk_token=unk))
-        trainer = trainers.WordLevelTrainer(vocab_size=size, min_frequency=recipe.min_frequency, special_tokens=specials,
-                                            show_progress=show_progress)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=size,
+            min_frequency=recipe.min_frequency,
+            special_tokens=specials,
+            show_progress=show_progress,
+        )
 
     normalizer, pre = _normalizer(recipe), _pre_tokenizer(recipe)
     if normalizer is not None:
@@ -350,12 +400,20 @@ def train_tokenizer(
         counter = [0]
         tok.train_from_iterator(_counted(texts, counter), trainer=trainer)
         if counter[0] == 0:
-            raise UserError(f"no training text for tokenizer recipe '{recipe.name}' (the corpus yielded no documents)")
+            raise UserError(
+                f"no training text for tokenizer recipe '{recipe.name}' (the corpus yielded no documents)"
+            )
         got = tok.get_vocab_size(with_added_tokens=True)
         if got < size:
-            log.warning("tokenizer %s: learned %d of the %d entries asked for: the corpus (%d documents) has too few "
-                        "distinct pieces at min_frequency=%d; use a larger corpus or a smaller vocab_size",
-                        recipe.name, got, size, counter[0], recipe.min_frequency)
+            log.warning(
+                "tokenizer %s: learned %d of the %d entries asked for: the corpus (%d documents) has too few "
+                "distinct pieces at min_frequency=%d; use a larger corpus or a smaller vocab_size",
+                recipe.name,
+                got,
+                size,
+                counter[0],
+                recipe.min_frequency,
+            )
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     if recipe.atomic_tokens:
         tok.add_tokens([AddedToken(t, single_word=False, normalized=False) for t in recipe.atomic_tokens])
@@ -367,8 +425,13 @@ def train_tokenizer(
     inputs = ["input_ids", "attention_mask"]
     if recipe.post_processor == "bert":
         inputs.insert(1, "token_type_ids")  # sentence-pair tasks (e.g. question + context) need segment ids
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=recipe.model_max_length,
-                                   clean_up_tokenization_spaces=False, model_input_names=inputs, **role_kwargs)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=recipe.model_max_length,
+        clean_up_tokenization_spaces=False,
+        model_input_names=inputs,
+        **role_kwargs,
+    )
 
 
 # --------------------------------------------------------------------------- whole-word masking support

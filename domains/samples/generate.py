@@ -45,79 +45,247 @@ DRUGS = [
     ("insulin glargine", "type 1 diabetes", "long-acting insulin analogue", "hypoglycemia", "HbA1c"),
     ("levodopa", "Parkinson's disease", "dopamine precursor", "dyskinesia", "motor scores"),
     ("donepezil", "Alzheimer's disease", "cholinesterase inhibitor", "bradycardia", "cognitive scores"),
-    ("tamoxifen", "breast cancer", "selective estrogen receptor modulator", "endometrial cancer", "recurrence rates"),
-    ("imatinib", "chronic myeloid leukemia", "tyrosine kinase inhibitor", "peripheral edema", "molecular response rates"),
+    (
+        "tamoxifen",
+        "breast cancer",
+        "selective estrogen receptor modulator",
+        "endometrial cancer",
+        "recurrence rates",
+    ),
+    (
+        "imatinib",
+        "chronic myeloid leukemia",
+        "tyrosine kinase inhibitor",
+        "peripheral edema",
+        "molecular response rates",
+    ),
     ("methotrexate", "rheumatoid arthritis", "antimetabolite", "hepatotoxicity", "joint swelling counts"),
     ("atorvastatin", "hypercholesterolemia", "statin", "myopathy", "lipid profiles"),
     ("lisinopril", "hypertension", "ACE inhibitor", "angioedema", "systolic blood pressure"),
     ("warfarin", "atrial fibrillation", "vitamin K antagonist", "intracranial hemorrhage", "stroke rates"),
     ("salbutamol", "asthma", "short-acting beta agonist", "tachycardia", "exacerbation rates"),
     ("infliximab", "Crohn's disease", "TNF inhibitor", "tuberculosis", "remission rates"),
-    ("sorafenib", "hepatocellular carcinoma", "multikinase inhibitor", "hand-foot skin reaction", "overall survival"),
+    (
+        "sorafenib",
+        "hepatocellular carcinoma",
+        "multikinase inhibitor",
+        "hand-foot skin reaction",
+        "overall survival",
+    ),
     ("gemcitabine", "pancreatic cancer", "nucleoside analogue", "neutropenia", "overall survival"),
     ("levetiracetam", "epilepsy", "antiepileptic drug", "somnolence", "seizure frequency"),
-    ("fluoxetine", "major depressive disorder", "selective serotonin reuptake inhibitor", "insomnia", "depression scores"),
+    (
+        "fluoxetine",
+        "major depressive disorder",
+        "selective serotonin reuptake inhibitor",
+        "insomnia",
+        "depression scores",
+    ),
     ("clozapine", "schizophrenia", "atypical antipsychotic", "agranulocytosis", "psychotic symptoms"),
     ("alendronate", "osteoporosis", "bisphosphonate", "osteonecrosis of the jaw", "bone mineral density"),
-    ("isoniazid", "tuberculosis", "antimycobacterial agent", "peripheral neuropathy", "culture conversion rates"),
+    (
+        "isoniazid",
+        "tuberculosis",
+        "antimycobacterial agent",
+        "peripheral neuropathy",
+        "culture conversion rates",
+    ),
     ("sofosbuvir", "hepatitis C", "polymerase inhibitor", "fatigue", "sustained virological response"),
     ("artesunate", "malaria", "artemisinin derivative", "hemolytic anemia", "parasite clearance times"),
     ("cisplatin", "ovarian cancer", "platinum compound", "nephrotoxicity", "progression-free survival"),
     ("doxorubicin", "soft tissue sarcoma", "anthracycline", "cardiomyopathy", "tumour response rates"),
     ("furosemide", "heart failure", "loop diuretic", "hypokalemia", "hospital admissions"),
-    ("aspirin", "myocardial infarction", "antiplatelet agent", "gastrointestinal bleeding", "cardiovascular events"),
+    (
+        "aspirin",
+        "myocardial infarction",
+        "antiplatelet agent",
+        "gastrointestinal bleeding",
+        "cardiovascular events",
+    ),
     ("sumatriptan", "migraine", "triptan", "coronary vasospasm", "headache days"),
     ("lithium", "bipolar disorder", "mood stabilizer", "hypothyroidism", "relapse rates"),
-    ("vemurafenib", "melanoma", "BRAF inhibitor", "cutaneous squamous cell carcinoma", "progression-free survival"),
-    ("erlotinib", "non-small cell lung cancer", "EGFR inhibitor", "interstitial lung disease", "progression-free survival"),
-    ("hydroxychloroquine", "systemic lupus erythematosus", "antimalarial agent", "retinopathy", "flare rates"),
+    (
+        "vemurafenib",
+        "melanoma",
+        "BRAF inhibitor",
+        "cutaneous squamous cell carcinoma",
+        "progression-free survival",
+    ),
+    (
+        "erlotinib",
+        "non-small cell lung cancer",
+        "EGFR inhibitor",
+        "interstitial lung disease",
+        "progression-free survival",
+    ),
+    (
+        "hydroxychloroquine",
+        "systemic lupus erythematosus",
+        "antimalarial agent",
+        "retinopathy",
+        "flare rates",
+    ),
     ("allopurinol", "gout", "xanthine oxidase inhibitor", "Stevens-Johnson syndrome", "flare rates"),
     ("cyclosporine", "psoriasis", "calcineurin inhibitor", "nephrotoxicity", "skin lesion scores"),
     ("haloperidol", "delirium", "typical antipsychotic", "tardive dyskinesia", "delirium duration"),
-    ("amiodarone", "ventricular tachycardia", "class III antiarrhythmic", "pulmonary fibrosis", "arrhythmia recurrence"),
+    (
+        "amiodarone",
+        "ventricular tachycardia",
+        "class III antiarrhythmic",
+        "pulmonary fibrosis",
+        "arrhythmia recurrence",
+    ),
     ("valproic acid", "epilepsy", "antiepileptic drug", "hepatotoxicity", "seizure frequency"),
-    ("rituximab", "non-Hodgkin lymphoma", "anti-CD20 antibody", "hepatitis B reactivation", "complete response rates"),
+    (
+        "rituximab",
+        "non-Hodgkin lymphoma",
+        "anti-CD20 antibody",
+        "hepatitis B reactivation",
+        "complete response rates",
+    ),
 ]
 # toxic chemical (Chemical), the disease it induces in models (Disease)
 TOXINS = [
-    ("cisplatin", "nephrotoxicity"), ("doxorubicin", "cardiotoxicity"), ("gentamicin", "ototoxicity"),
-    ("acetaminophen", "acute liver failure"), ("streptozotocin", "diabetes"), ("lipopolysaccharide", "acute lung injury"),
-    ("carbon tetrachloride", "liver fibrosis"), ("bleomycin", "pulmonary fibrosis"), ("haloperidol", "catalepsy"),
-    ("pilocarpine", "status epilepticus"), ("MPTP", "parkinsonism"), ("cyclophosphamide", "hemorrhagic cystitis"),
-    ("vincristine", "peripheral neuropathy"), ("ethanol", "fatty liver disease"), ("bisphenol A", "anxiety"),
-    ("puromycin aminonucleoside", "nephrotic syndrome"), ("isoproterenol", "myocardial injury"),
-    ("dextran sulfate sodium", "colitis"), ("cocaine", "cardiac arrhythmia"), ("kainic acid", "seizures"),
-    ("rotenone", "neurodegeneration"), ("reserpine", "depression"), ("scopolamine", "memory impairment"),
-    ("monocrotaline", "pulmonary hypertension"), ("paraquat", "lung injury"),
+    ("cisplatin", "nephrotoxicity"),
+    ("doxorubicin", "cardiotoxicity"),
+    ("gentamicin", "ototoxicity"),
+    ("acetaminophen", "acute liver failure"),
+    ("streptozotocin", "diabetes"),
+    ("lipopolysaccharide", "acute lung injury"),
+    ("carbon tetrachloride", "liver fibrosis"),
+    ("bleomycin", "pulmonary fibrosis"),
+    ("haloperidol", "catalepsy"),
+    ("pilocarpine", "status epilepticus"),
+    ("MPTP", "parkinsonism"),
+    ("cyclophosphamide", "hemorrhagic cystitis"),
+    ("vincristine", "peripheral neuropathy"),
+    ("ethanol", "fatty liver disease"),
+    ("bisphenol A", "anxiety"),
+    ("puromycin aminonucleoside", "nephrotic syndrome"),
+    ("isoproterenol", "myocardial injury"),
+    ("dextran sulfate sodium", "colitis"),
+    ("cocaine", "cardiac arrhythmia"),
+    ("kainic acid", "seizures"),
+    ("rotenone", "neurodegeneration"),
+    ("reserpine", "depression"),
+    ("scopolamine", "memory impairment"),
+    ("monocrotaline", "pulmonary hypertension"),
+    ("paraquat", "lung injury"),
 ]
-PROTECTORS = ["N-acetylcysteine", "resveratrol", "melatonin", "curcumin", "quercetin", "vitamin E",
-              "sulforaphane", "taurine", "alpha-lipoic acid", "edaravone", "selenium", "zinc sulfate"]
-MECHANISMS = ["oxidative stress", "lipid peroxidation", "apoptosis", "neutrophil infiltration",
-              "mitochondrial dysfunction", "NF-kB activation", "caspase-3 activation", "inflammatory cytokine release"]
-ANIMALS = ["male Wistar rats", "Sprague-Dawley rats", "C57BL/6 mice", "BALB/c mice", "zebrafish larvae", "New Zealand rabbits"]
+PROTECTORS = [
+    "N-acetylcysteine",
+    "resveratrol",
+    "melatonin",
+    "curcumin",
+    "quercetin",
+    "vitamin E",
+    "sulforaphane",
+    "taurine",
+    "alpha-lipoic acid",
+    "edaravone",
+    "selenium",
+    "zinc sulfate",
+]
+MECHANISMS = [
+    "oxidative stress",
+    "lipid peroxidation",
+    "apoptosis",
+    "neutrophil infiltration",
+    "mitochondrial dysfunction",
+    "NF-kB activation",
+    "caspase-3 activation",
+    "inflammatory cytokine release",
+]
+ANIMALS = [
+    "male Wistar rats",
+    "Sprague-Dawley rats",
+    "C57BL/6 mice",
+    "BALB/c mice",
+    "zebrafish larvae",
+    "New Zealand rabbits",
+]
 # gene (not an entity in either NER set), disease (Disease)
 GENES = [
-    ("BRCA1", "breast cancer"), ("APC", "colorectal cancer"), ("CFTR", "cystic fibrosis"), ("HTT", "Huntington's disease"),
-    ("LRRK2", "Parkinson's disease"), ("APOE", "Alzheimer's disease"), ("EGFR", "non-small cell lung cancer"),
-    ("DMD", "Duchenne muscular dystrophy"), ("JAK2", "polycythemia vera"), ("FLT3", "acute myeloid leukemia"),
-    ("BRAF", "melanoma"), ("KRAS", "pancreatic cancer"), ("HLA-B27", "ankylosing spondylitis"), ("INS", "type 1 diabetes"),
-    ("LDLR", "familial hypercholesterolemia"), ("PKD1", "polycystic kidney disease"), ("SOD1", "amyotrophic lateral sclerosis"),
-    ("VHL", "renal cell carcinoma"), ("RB1", "retinoblastoma"), ("MECP2", "Rett syndrome"), ("FMR1", "fragile X syndrome"),
-    ("PAH", "phenylketonuria"), ("HBB", "sickle cell anemia"), ("F8", "hemophilia A"), ("TP53", "Li-Fraumeni syndrome"),
-    ("MLH1", "Lynch syndrome"), ("NF1", "neurofibromatosis type 1"), ("PTEN", "Cowden syndrome"), ("IDH1", "glioma"),
-    ("ALK", "neuroblastoma"), ("GBA", "Gaucher disease"), ("ATM", "ataxia telangiectasia"),
+    ("BRCA1", "breast cancer"),
+    ("APC", "colorectal cancer"),
+    ("CFTR", "cystic fibrosis"),
+    ("HTT", "Huntington's disease"),
+    ("LRRK2", "Parkinson's disease"),
+    ("APOE", "Alzheimer's disease"),
+    ("EGFR", "non-small cell lung cancer"),
+    ("DMD", "Duchenne muscular dystrophy"),
+    ("JAK2", "polycythemia vera"),
+    ("FLT3", "acute myeloid leukemia"),
+    ("BRAF", "melanoma"),
+    ("KRAS", "pancreatic cancer"),
+    ("HLA-B27", "ankylosing spondylitis"),
+    ("INS", "type 1 diabetes"),
+    ("LDLR", "familial hypercholesterolemia"),
+    ("PKD1", "polycystic kidney disease"),
+    ("SOD1", "amyotrophic lateral sclerosis"),
+    ("VHL", "renal cell carcinoma"),
+    ("RB1", "retinoblastoma"),
+    ("MECP2", "Rett syndrome"),
+    ("FMR1", "fragile X syndrome"),
+    ("PAH", "phenylketonuria"),
+    ("HBB", "sickle cell anemia"),
+    ("F8", "hemophilia A"),
+    ("TP53", "Li-Fraumeni syndrome"),
+    ("MLH1", "Lynch syndrome"),
+    ("NF1", "neurofibromatosis type 1"),
+    ("PTEN", "Cowden syndrome"),
+    ("IDH1", "glioma"),
+    ("ALK", "neuroblastoma"),
+    ("GBA", "Gaucher disease"),
+    ("ATM", "ataxia telangiectasia"),
 ]
-VARIANTS = ["a common promoter polymorphism", "a rare missense variant", "a frameshift deletion",
-            "a splice-site variant", "a copy number gain", "a nonsense mutation"]
-GENE_POPS = ["a Han Chinese cohort", "European adults", "an Iranian cohort", "Japanese patients",
-             "African American women", "a Brazilian cohort", "Finnish families", "a Korean population"]
+VARIANTS = [
+    "a common promoter polymorphism",
+    "a rare missense variant",
+    "a frameshift deletion",
+    "a splice-site variant",
+    "a copy number gain",
+    "a nonsense mutation",
+]
+GENE_POPS = [
+    "a Han Chinese cohort",
+    "European adults",
+    "an Iranian cohort",
+    "Japanese patients",
+    "African American women",
+    "a Brazilian cohort",
+    "Finnish families",
+    "a Korean population",
+]
 TISSUES = ["tumour tissue", "peripheral blood", "biopsy specimens", "serum samples", "skin fibroblasts"]
-PATIENT_POPS = ["adults", "older adults", "children", "adolescents", "postmenopausal women", "outpatients", "veterans"]
-DESIGNS = ["randomized controlled trial", "double-blind placebo-controlled trial", "prospective cohort study",
-           "retrospective cohort study", "multicentre open-label trial", "pilot study"]
+PATIENT_POPS = [
+    "adults",
+    "older adults",
+    "children",
+    "adolescents",
+    "postmenopausal women",
+    "outpatients",
+    "veterans",
+]
+DESIGNS = [
+    "randomized controlled trial",
+    "double-blind placebo-controlled trial",
+    "prospective cohort study",
+    "retrospective cohort study",
+    "multicentre open-label trial",
+    "pilot study",
+]
 
-SLOT_LABEL = {"drug": "Chemical", "comp": "Chemical", "chem": "Chemical", "protect": "Chemical",
-              "ind": "Disease", "adv": "Disease", "tox": "Disease", "gdis": "Disease"}
+SLOT_LABEL = {
+    "drug": "Chemical",
+    "comp": "Chemical",
+    "chem": "Chemical",
+    "protect": "Chemical",
+    "ind": "Disease",
+    "adv": "Disease",
+    "tox": "Disease",
+    "gdis": "Disease",
+}
 NO_CAPITALISE = {"gene"}
 PLACEBO = "placebo"  # gene symbols keep their case at a sentence start
 
@@ -273,6 +441,7 @@ GENETIC = {
 }
 TOPICS = {"therapy": THERAPY, "toxicity": TOXICITY, "genetic": GENETIC}
 
+BODY = ("background", "methods", "results", "conclusion")
 Segment = tuple[str, str | None]  # (text, entity type or None)
 
 
@@ -282,17 +451,31 @@ def topic_slots(rng: random.Random, topic: str) -> dict[str, str]:
     n, k = rng.choice([24, 36, 48, 60, 72, 96, 120, 148, 210, 256, 312, 480, 640, 1024]), rng.randint(2, 19)
     lo = rng.choice([1.1, 1.2, 1.3, 1.4, 1.5])
     slots = {
-        "n": str(n), "kpct": f"{100 * k / n:.1f}",
+        "n": str(n),
+        "kpct": f"{100 * k / n:.1f}",
         "n2": str(rng.choice([50, 100, 150, 200, 300, 500])),
-        "pct": str(rng.randint(8, 72)), "pct2": str(rng.randint(5, 40)), "k": str(k),
-        "pval": rng.choice(["0.05", "0.01", "0.001"]), "pnull": pnull, "pborder": rng.choice(["0.06", "0.07", "0.08", "0.09"]),
-        "ci": f"{lo}-{lo + rng.choice([0.8, 1.2, 1.7, 2.5]):.1f}", "cinull": f"0.{rng.randint(6, 9)}-1.{rng.randint(1, 5)}",
-        "orr": f"{lo + rng.choice([0.4, 0.6, 0.9]):.1f}", "ornull": f"{rng.choice(['0.9', '1.0', '1.1'])}",
-        "weeks": str(rng.choice([4, 8, 12, 24, 52])), "days": str(rng.choice([7, 10, 14, 21, 28])),
-        "dose": str(rng.choice([5, 10, 20, 50, 100])), "fold": str(rng.choice([2, 3, 4])),
-        "design": rng.choice(DESIGNS), "pop": rng.choice(PATIENT_POPS), "gpop": rng.choice(GENE_POPS),
-        "tissue": rng.choice(TISSUES), "animal": rng.choice(ANIMALS), "mech": rng.choice(MECHANISMS),
-        "variant": rng.choice(VARIANTS), "protect": rng.choice(PROTECTORS),
+        "pct": str(rng.randint(8, 72)),
+        "pct2": str(rng.randint(5, 40)),
+        "k": str(k),
+        "pval": rng.choice(["0.05", "0.01", "0.001"]),
+        "pnull": pnull,
+        "pborder": rng.choice(["0.06", "0.07", "0.08", "0.09"]),
+        "ci": f"{lo}-{lo + rng.choice([0.8, 1.2, 1.7, 2.5]):.1f}",
+        "cinull": f"0.{rng.randint(6, 9)}-1.{rng.randint(1, 5)}",
+        "orr": f"{lo + rng.choice([0.4, 0.6, 0.9]):.1f}",
+        "ornull": f"{rng.choice(['0.9', '1.0', '1.1'])}",
+        "weeks": str(rng.choice([4, 8, 12, 24, 52])),
+        "days": str(rng.choice([7, 10, 14, 21, 28])),
+        "dose": str(rng.choice([5, 10, 20, 50, 100])),
+        "fold": str(rng.choice([2, 3, 4])),
+        "design": rng.choice(DESIGNS),
+        "pop": rng.choice(PATIENT_POPS),
+        "gpop": rng.choice(GENE_POPS),
+        "tissue": rng.choice(TISSUES),
+        "animal": rng.choice(ANIMALS),
+        "mech": rng.choice(MECHANISMS),
+        "variant": rng.choice(VARIANTS),
+        "protect": rng.choice(PROTECTORS),
     }
     if topic == "therapy":
         drug, ind, cls, adv, measure = rng.choice(DRUGS)
@@ -346,13 +529,16 @@ def study(rng: random.Random, topic: str, answer: str) -> dict[str, list[list[Se
     """One synthetic abstract, sections as rendered sentences; `answer` (yes/no/maybe) drives results."""
     t = TOPICS[topic]
     slots = topic_slots(rng, topic)
-    pick = lambda key: render(rng.choice(t[key]), slots)  # noqa: E731
+    pick = lambda key: render(rng.choice(t[key]), slots)
     results = [pick(answer)] + ([pick("extra")] if rng.random() < 0.5 else [])
     rng.shuffle(results)
     return {
-        "title": pick("title"), "question": pick("question"),
-        "background": [pick("background")], "methods": [pick("methods")] + ([pick("methods")] if rng.random() < 0.3 else []),
-        "results": results, "conclusion": [pick(f"conclusion_{answer}")],
+        "title": pick("title"),
+        "question": pick("question"),
+        "background": [pick("background")],
+        "methods": [pick("methods")] + ([pick("methods")] if rng.random() < 0.3 else []),
+        "results": results,
+        "conclusion": [pick(f"conclusion_{answer}")],
     }
 
 
@@ -366,7 +552,7 @@ def biomedical_corpus(n_docs: int) -> list[str]:
     docs = []
     for _ in range(n_docs):
         s = study(rng, rng.choice(list(TOPICS)), draw_answer(rng))
-        body = [x for key in ("background", "methods", "results", "conclusion") for x in s[key]]  # type: ignore[union-attr]
+        body = [x for key in BODY for x in s[key]]  # type: ignore[union-attr]
         keep = sorted(rng.sample(range(len(body)), k=min(len(body), rng.randint(1, 3))))
         sentences = [s["title"]] + [body[i] for i in keep]
         docs.append(" ".join(sentence_text(x) for x in sentences))  # type: ignore[arg-type]
@@ -377,8 +563,10 @@ def ner_sentences(name: str, n: int, topic_weights: dict[str, int]) -> list[list
     rng = rng_for(name)
     out: list[list[Segment]] = []
     while len(out) < n:
-        s = study(rng, rng.choices(list(topic_weights), weights=list(topic_weights.values()))[0], draw_answer(rng))
-        pool = [s["title"]] + [x for key in ("background", "methods", "results", "conclusion") for x in s[key]]  # type: ignore
+        s = study(
+            rng, rng.choices(list(topic_weights), weights=list(topic_weights.values()))[0], draw_answer(rng)
+        )
+        pool = [s["title"]] + [x for key in BODY for x in s[key]]  # type: ignore
         out.extend(rng.sample(pool, k=min(2, len(pool))))  # two sentences per abstract, like excerpts
     return out[:n]
 
@@ -396,11 +584,16 @@ def pubmedqa_items(name: str, n: int, first_id: int) -> dict[str, dict]:
         topic = rng.choice(list(TOPICS))
         s = study(rng, topic, answer)
         contexts, labels = [], []
-        for key, label in (("background", rng.choice(["BACKGROUND", "OBJECTIVE"])), ("methods", "METHODS"), ("results", "RESULTS")):
+        for key, label in (
+            ("background", rng.choice(["BACKGROUND", "OBJECTIVE"])),
+            ("methods", "METHODS"),
+            ("results", "RESULTS"),
+        ):
             for seg in s[key]:  # type: ignore[union-attr]
                 contexts.append(sentence_text(seg))  # type: ignore[arg-type]
                 labels.append(label)
-        meshes = ["Humans"] + sorted({t[0].upper() + t[1:] for seg in s["results"] for t, lab in seg if lab})  # type: ignore
+        entities = {t for seg in s["results"] for t, lab in seg if lab}  # type: ignore[union-attr]
+        meshes = ["Humans"] + sorted({t[0].upper() + t[1:] for t in entities})
         items[str(first_id + i)] = {  # numeric ids shaped like PMIDs; synthetic, not real PMIDs
             "QUESTION": sentence_text(s["question"]),  # type: ignore[arg-type]
             "CONTEXTS": contexts,
@@ -426,12 +619,16 @@ def write_biomedical(out: Path) -> None:
     ):
         (out / task).mkdir(exist_ok=True)
         for split, n in sizes.items():
-            write_iob(out / task / f"{split}.tsv", ner_sentences(f"biomedical/{task}/{split}", n, weights), keep)
+            write_iob(
+                out / task / f"{split}.tsv", ner_sentences(f"biomedical/{task}/{split}", n, weights), keep
+            )
     (out / "pubmedqa").mkdir(exist_ok=True)
     first = {"train": 1000001, "dev": 2000001, "test": 3000001}
     for split, n in {"train": 180, "dev": 40, "test": 70}.items():
         items = pubmedqa_items(f"biomedical/pubmedqa/{split}", n, first[split])
-        (out / "pubmedqa" / f"{split}.json").write_text(json.dumps(items, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / "pubmedqa" / f"{split}.json").write_text(
+            json.dumps(items, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
 
 # =========================================================================== genomic
@@ -480,13 +677,15 @@ class GenomeModel:
     def pyrimidines(self, rng: random.Random, n: int) -> str:
         return "".join(rng.choice("CT") if rng.random() < 0.9 else rng.choice("AG") for _ in range(n))
 
-    def promoter(self, rng: random.Random, length: int = 70, elements: tuple[bool, bool, bool] = (True, True, True)) -> str:
+    def promoter(
+        self, rng: random.Random, length: int = 70, elements: tuple[bool, bool, bool] = (True, True, True)
+    ) -> str:
         """GC-rich upstream, TATA box ~30 bp before the TSS, initiator at the TSS (~position 55 of 70)."""
         gc, tata, inr = elements
         up = self.gc_rich.sample(rng, 26) if gc else self.intergenic.sample(rng, 26)
         if gc and rng.random() < 0.5:
             i = rng.randint(0, 20)
-            up = up[:i] + "GGGCGG" + up[i + 6:]
+            up = up[:i] + "GGGCGG" + up[i + 6 :]
         box = rng.choice(TATA_BOXES) if tata else self.intergenic.sample(rng, 6)
         spacer = self.intergenic.sample(rng, rng.randint(19, 23))
         start = rng.choice(INR) if inr else self.intergenic.sample(rng, 6)
@@ -496,13 +695,22 @@ class GenomeModel:
     def donor_site(self, rng: random.Random) -> tuple[str, str]:
         """(exon end, intron start): exon ends in MAG, intron starts GTRAGT."""
         exon_end = rng.choice(["CAG", "AAG"]) if rng.random() < 0.8 else self.intergenic.sample(rng, 3)
-        tail = rng.choices(["AAGT", "GAGT", "AAGG"], weights=[5, 3, 1])[0] if rng.random() < 0.8 else self.intron.sample(rng, 4)
+        tail = (
+            rng.choices(["AAGT", "GAGT", "AAGG"], weights=[5, 3, 1])[0]
+            if rng.random() < 0.8
+            else self.intron.sample(rng, 4)
+        )
         return exon_end, "GT" + tail
 
     def acceptor_site(self, rng: random.Random) -> str:
         """Intron end: branch point, polypyrimidine tract, then YAG (the AG is the last two bases)."""
         branch = rng.choice(["CTAAC", "CTGAC", "TTAAT", "CTAAT"])
-        return branch + self.intron.sample(rng, rng.randint(8, 18)) + self.pyrimidines(rng, rng.randint(12, 20)) + rng.choice(["CAG", "TAG", "CAG"])
+        return (
+            branch
+            + self.intron.sample(rng, rng.randint(8, 18))
+            + self.pyrimidines(rng, rng.randint(12, 20))
+            + rng.choice(["CAG", "TAG", "CAG"])
+        )
 
     def gene(self, rng: random.Random) -> str:
         """promoter, 5' UTR, 2-3 exons separated by introns, stop codon, polyadenylation signal."""
@@ -511,9 +719,18 @@ class GenomeModel:
             parts.append(self.coding(rng, 3 * rng.randint(30, 90)))
             if exon < 2 and rng.random() < 0.85:
                 exon_end, intron_start = self.donor_site(rng)
-                parts += [exon_end, intron_start, self.intron.sample(rng, rng.randint(60, 300)), self.acceptor_site(rng)]
-        parts += [rng.choice(["TAA", "TAG", "TGA"]), self.intergenic.sample(rng, rng.randint(20, 60)), "AATAAA",
-                  self.intergenic.sample(rng, rng.randint(10, 30))]
+                parts += [
+                    exon_end,
+                    intron_start,
+                    self.intron.sample(rng, rng.randint(60, 300)),
+                    self.acceptor_site(rng),
+                ]
+        parts += [
+            rng.choice(["TAA", "TAG", "TGA"]),
+            self.intergenic.sample(rng, rng.randint(20, 60)),
+            "AATAAA",
+            self.intergenic.sample(rng, rng.randint(10, 30)),
+        ]
         return "".join(parts)
 
 
@@ -550,7 +767,7 @@ def chromosomes(model: GenomeModel, lengths: Sequence[int]) -> list[str]:
         seq = list("".join(parts)[:target])
         if c == 1:
             gap = rng.randint(1000, target - 1200)
-            seq[gap:gap + 100] = "N" * 100
+            seq[gap : gap + 100] = "N" * 100
         for _ in range(3):
             i = rng.randrange(target)
             seq[i] = rng.choice("RYSWKM") if seq[i].isupper() else rng.choice("rysw")
@@ -558,12 +775,15 @@ def chromosomes(model: GenomeModel, lengths: Sequence[int]) -> list[str]:
     return out
 
 
+CHROMOSOME_NOTE = "order-3 Markov background, planted gene families, soft-masked repeats; Domain Zoo sample"
+
+
 def write_fasta(path: Path, records: Sequence[tuple[str, str]], width: int = 80) -> None:
     with path.open("w", encoding="ascii") as f:
         for header, seq in records:
             f.write(f">{header}\n")
             for i in range(0, len(seq), width):
-                f.write(seq[i:i + width] + "\n")
+                f.write(seq[i : i + width] + "\n")
 
 
 def prom_rows(model: GenomeModel, name: str, n: int) -> list[tuple[str, int]]:
@@ -582,10 +802,10 @@ def prom_rows(model: GenomeModel, name: str, n: int) -> list[tuple[str, int]]:
             r = rng.random()
             if r < 0.2:
                 j = rng.randint(0, 64)
-                seq = seq[:j] + rng.choice(TATA_BOXES)[:6] + seq[j + 6:]
+                seq = seq[:j] + rng.choice(TATA_BOXES)[:6] + seq[j + 6 :]
             elif r < 0.35:
                 j, k = rng.randint(0, 45), rng.randint(15, 25)
-                seq = seq[:j] + model.gc_rich.sample(rng, k) + seq[j + k:]
+                seq = seq[:j] + model.gc_rich.sample(rng, k) + seq[j + k :]
             rows.append((seq[:70], 0))
     rng.shuffle(rows)
     return rows
@@ -622,10 +842,16 @@ def write_genomic(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model = GenomeModel()
     chroms = chromosomes(model, [110_000, 80_000, 50_000])
-    write_fasta(out / "corpus.fa", [
-        (f"chrS{i + 1} synthetic chromosome {i + 1} ({len(s)} bp): order-3 Markov background, planted gene "
-         "families, soft-masked repeats; Domain Zoo sample", s) for i, s in enumerate(chroms)
-    ])
+    write_fasta(
+        out / "corpus.fa",
+        [
+            (
+                f"chrS{i + 1} synthetic chromosome {i + 1} ({len(s)} bp): {CHROMOSOME_NOTE}",
+                s,
+            )
+            for i, s in enumerate(chroms)
+        ],
+    )
     for task, make, sizes in (
         ("gue_prom_core_all", prom_rows, {"train": 1200, "dev": 200, "test": 200}),
         ("gue_splice_reconstructed", splice_rows, {"train": 360, "dev": 80, "test": 80}),
@@ -668,21 +894,32 @@ def check(out: Path) -> list[str]:
             n = check_iob(path, types)
             tags = Counter(line.split("\t")[1] for line in path.read_text().splitlines() if line)
             assert all(tags[f"B-{t}"] > 0 for t in types), f"{path}: missing entity types"
-            summary.append(f"biomedical/{task}/{split}.tsv: {n} sentences, " + ", ".join(f"{t} {tags[f'B-{t}']}" for t in sorted(types)))
+            summary.append(
+                f"biomedical/{task}/{split}.tsv: {n} sentences, "
+                + ", ".join(f"{t} {tags[f'B-{t}']}" for t in sorted(types))
+            )
     for split in ("train", "dev", "test"):
         data = json.loads((bio / "pubmedqa" / f"{split}.json").read_text(encoding="utf-8"))
         for pid, item in data.items():
             assert pid.isdigit() and item["final_decision"] in ("yes", "no", "maybe")
-            assert len(item["CONTEXTS"]) == len(item["LABELS"]) and all(isinstance(c, str) for c in item["CONTEXTS"])
+            assert len(item["CONTEXTS"]) == len(item["LABELS"]) and all(
+                isinstance(c, str) for c in item["CONTEXTS"]
+            )
         counts = Counter(item["final_decision"] for item in data.values())
-        summary.append(f"biomedical/pubmedqa/{split}.json: {len(data)} items, yes/no/maybe {counts['yes']}/{counts['no']}/{counts['maybe']}")
+        summary.append(
+            f"biomedical/pubmedqa/{split}.json: {len(data)} items, "
+            f"yes/no/maybe {counts['yes']}/{counts['no']}/{counts['maybe']}"
+        )
     from Bio import SeqIO
 
     records = list(SeqIO.parse(gen / "corpus.fa", "fasta"))
     assert len(records) == 3
     summary.append(f"genomic/corpus.fa: {len(records)} records, {sum(len(r) for r in records)} bp")
     seen: dict[str, str] = {}
-    for task, length, labels in (("gue_prom_core_all", 70, {"0", "1"}), ("gue_splice_reconstructed", 400, {"0", "1", "2"})):
+    for task, length, labels in (
+        ("gue_prom_core_all", 70, {"0", "1"}),
+        ("gue_splice_reconstructed", 400, {"0", "1", "2"}),
+    ):
         for split in ("train", "dev", "test"):
             path = gen / task / f"{split}.csv"
             with path.open(newline="") as f:
@@ -691,10 +928,14 @@ def check(out: Path) -> list[str]:
                 rows = list(reader)
             for seq, label in rows:
                 assert len(seq) == length and set(seq) <= set(BASES) and label in labels, f"{path}: bad row"
-                assert seen.setdefault(seq, f"{task}/{split}") == f"{task}/{split}", f"{path}: duplicate across splits"
+                assert seen.setdefault(seq, f"{task}/{split}") == f"{task}/{split}", (
+                    f"{path}: duplicate across splits"
+                )
             counts = Counter(label for _, label in rows)
             assert set(counts) == labels, f"{path}: a label is missing"
-            summary.append(f"genomic/{task}/{split}.csv: {len(rows)} rows, labels {dict(sorted(counts.items()))}")
+            summary.append(
+                f"genomic/{task}/{split}.csv: {len(rows)} rows, labels {dict(sorted(counts.items()))}"
+            )
     try:  # the package's own reader, when the project is installed
         from zoo.corpus import count_documents
         from zoo.domain import CorpusSpec
@@ -703,7 +944,11 @@ def check(out: Path) -> list[str]:
     else:
         assert count_documents(CorpusSpec("text"), [bio / "corpus.txt"]) == len(docs)
         assert count_documents(CorpusSpec("fasta", {"window": 2048}), [gen / "corpus.fa"]) > 100
-    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.suffix in (".txt", ".tsv", ".json", ".fa", ".csv"))
+    total = sum(
+        p.stat().st_size
+        for p in out.rglob("*")
+        if p.is_file() and p.suffix in (".txt", ".tsv", ".json", ".fa", ".csv")
+    )
     summary.append(f"total data bytes: {total}")
     return summary
 
