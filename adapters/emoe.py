@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoo.adapters.head_pruning import blocks
 from zoo.errors import UserError
 
 CONFIG_NAME = "emoe_config.json"
@@ -157,17 +158,6 @@ class EMoEGate(nn.Module):
         return f"num_experts={self.num_experts}, top_k={self.top_k}, enabled={self.enabled}"
 
 
-def _blocks(model: nn.Module) -> list[nn.Module]:
-    if hasattr(model, "get_base_model"):  # a peft wrapper: look inside
-        model = model.get_base_model()
-    base = getattr(model, "base_model", model)
-    if hasattr(base, "encoder") and hasattr(base.encoder, "layer"):  # BERT / RoBERTa / ELECTRA
-        return list(base.encoder.layer)
-    if hasattr(base, "layers"):  # Llama-style decoders
-        return list(base.layers)
-    raise UserError(f"EMoE does not know the layer layout of {type(model).__name__} (BERT- or Llama-style needed)")
-
-
 def ffn_parts(block: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Linear]:
     """(owner of the gate, input projection whose rows are clustered, output projection to mask)."""
     if hasattr(block, "intermediate"):
@@ -178,7 +168,7 @@ def ffn_parts(block: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Linear]:
 
 
 def chosen_layers(model: nn.Module, layers: list[int] | None) -> list[int]:
-    n = len(_blocks(model))
+    n = len(blocks(model))
     wanted = [max(n - 2, 0)] if layers is None else layers
     out = []
     for i in wanted:
@@ -195,9 +185,9 @@ def apply(model: nn.Module, config: EMoEConfig, cluster_ids: dict[int, torch.Ten
     """
     if gates(model):
         raise UserError("EMoE is already applied to this model")
-    blocks = _blocks(model)
+    layers = blocks(model)
     for i in chosen_layers(model, config.layers):
-        owner, w_in, w_out = ffn_parts(blocks[i])
+        owner, w_in, w_out = ffn_parts(layers[i])
         ids = cluster_ids[i] if cluster_ids and i in cluster_ids else None
         if ids is None:
             ids = cluster_neurons(w_in.weight, config.num_experts, config.seed, config.kmeans_max_iter)
@@ -214,7 +204,7 @@ def apply(model: nn.Module, config: EMoEConfig, cluster_ids: dict[int, torch.Ten
 def gates(model: nn.Module) -> dict[int, EMoEGate]:
     """Layer index -> gate, for the layers EMoE was applied to."""
     out = {}
-    for i, block in enumerate(_blocks(model)):
+    for i, block in enumerate(blocks(model)):
         owner = block.mlp if hasattr(block, "mlp") else block
         if isinstance(getattr(owner, "emoe_gate", None), EMoEGate):
             out[i] = owner.emoe_gate
@@ -243,7 +233,7 @@ def dense(model: nn.Module) -> Iterator[nn.Module]:
 def remove(model: nn.Module) -> nn.Module:
     """Undo `apply`: drop hooks and gates, leaving the plain model."""
     for i, gate in gates(model).items():
-        owner, w_in, w_out = ffn_parts(_blocks(model)[i])
+        owner, w_in, w_out = ffn_parts(blocks(model)[i])
         # Found by owner rather than kept as handles, so a deep-copied model removes its own hooks.
         for hooks in (w_in._forward_hooks, w_out._forward_pre_hooks):
             for key in [k for k, fn in hooks.items() if getattr(fn, "__self__", None) is gate]:
