@@ -60,9 +60,10 @@ def token_loss_sum(
     mask = batch["attention_mask"]
     dtype = _model_dtype(model)
     if mask.is_floating_point() and mask.dtype != dtype:
-        # A half-precision model without autocast needs the mask in its dtype: BERT's eager attention
-        # would promote the scores to float32 and then fail its matmul with the bf16 values.
-        mask = mask.to(dtype)
+        # A half-precision model without autocast needs the mask in its dtype: with a float32 mask
+        # BERT's eager attention fails, and CUDA SDPA silently returns NaN (seen on torch 2.11, H200).
+        # Clamp first so "blocked" stays the finite minimum instead of overflowing to -inf.
+        mask = mask.clamp(min=torch.finfo(dtype).min).to(dtype)
     out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
     logits, labels = out.logits, batch["labels"]
     if causal:

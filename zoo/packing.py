@@ -29,7 +29,8 @@ through unchanged by `create_bidirectional_mask` (BERT) and `create_causal_mask`
 kernels *add* it to the attention scores and torch SDPA accepts an additive float mask too, so the
 one form that works for both is additive float `[B, 1, L, L]`: 0.0 = attend, `finfo(dtype).min` =
 blocked. A bool mask would be wrong for eager (True would be added as +1). The mask must be in the
-model's dtype when the model runs in half precision without autocast (`zoo.objectives` casts it).
+model's dtype when the model runs in half precision without autocast: CUDA SDPA gives NaN for a bf16
+model with a float32 mask (`zoo.objectives.token_loss_sum` casts it; autocast casts it too).
 Flash-attention / flex kernels do not take such a mask; for Llama with those, pass `position_ids`,
 `attention_mask=None` and `use_cache=False` (with a cache transformers skips the detection) and
 transformers derives the segments from the position resets.
