@@ -100,6 +100,10 @@ class DSEEConfig:
     """Stage 2, structured: attention heads removed per layer by update magnitude (official 3 of 12)."""
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checked at construction and again by `apply` (key=value overrides set fields afterwards)."""
         self.target_modules = list(self.target_modules)
         self.head_modules = list(self.head_modules)
         if self.r < 0 or self.num_sparse < 0 or (self.r == 0 and self.num_sparse == 0):
@@ -197,6 +201,7 @@ def apply(model: nn.Module, config: DSEEConfig, supports: dict[str, Tensor] | No
     `supports` (module name -> (2, nnz) indices) skips the support selection (used by `load_adapter`).
     """
     model = _unwrap(model)
+    config.validate()
     if dsee_layers(model):
         raise UserError("DSEE is already applied to this model")
     targets = resolve_targets(model, config.target_modules)

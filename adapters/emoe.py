@@ -59,6 +59,10 @@ class EMoEConfig:
     """After training, switch the masks off and evaluate the dense FFN (official "EMoE2LoRA")."""
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checked at construction and again by `apply` (key=value overrides set fields afterwards)."""
         if self.num_experts < 1 or not 1 <= self.top_k <= self.num_experts:
             raise UserError(
                 f"EMoE needs 1 <= top_k <= num_experts, got top_k={self.top_k}, num_experts={self.num_experts}"
@@ -183,6 +187,7 @@ def apply(model: nn.Module, config: EMoEConfig, cluster_ids: dict[int, torch.Ten
 
     `cluster_ids` (layer -> ids) skips k-means, e.g. from `load` or a cache; nothing is trained or added.
     """
+    config.validate()
     if gates(model):
         raise UserError("EMoE is already applied to this model")
     layers = blocks(model)
