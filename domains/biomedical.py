@@ -50,7 +50,7 @@ DOMAIN = Domain(
     ),
     sample_dir=Path(__file__).parent / "samples" / "biomedical",
     pretrain_defaults={
-        "tokenizer.vocab_size": 4000,
+        "tokenizer.vocab_size": 2000,
         "data.seq_len": 128,
         "train.max_steps": 300,
         "train.batch_size": 16,

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from zoo.corpus import count_documents, read_corpus, windows
 from zoo.domain import CorpusSpec
@@ -19,19 +20,8 @@ from zoo.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "domains" / "samples"
-SHARED = Path(os.environ.get("ZOO_DATA_ROOT", ROOT.parent / "shared" / "data"))
 FASTA = CorpusSpec("fasta", {"window": 10})
 TEXT = CorpusSpec("text")
-
-
-def _shared(*parts: str) -> Path:
-    """Real data folder; missing -> fail under CI (it must be there), skip on a developer machine."""
-    path = SHARED.joinpath(*parts)
-    if not path.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real data folder {path} is missing (set ZOO_DATA_ROOT)")
-        pytest.skip(f"real data folder {path} not present")
-    return path
 
 
 # --------------------------------------------------------------------------- text
@@ -243,13 +233,13 @@ def test_generator_is_deterministic(tmp_path):
 
 
 def test_real_genome_streams_first_record():
-    folder = _shared("genomic", "korflab_genomes_pretrain")
+    folder = shared_data("genomic", "korflab_genomes_pretrain")
     first = next(iter(read_corpus(CorpusSpec("fasta", {"window": 2048}), [folder])))
     assert len(first) == 2048 and set(first) <= set("ACGTN")
 
 
 def test_real_biomedical_text_reads():
-    folder = _shared("biomedical", "pretrain_text")
+    folder = shared_data("biomedical", "pretrain_text")
     docs = read_corpus(TEXT, [folder])
     head = [next(docs) for _ in range(5)]
     assert all(isinstance(d, str) and len(d) > 0 for d in head)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
-
+from conftest import shared_data
 from zoo.benchmarks.tasks import TextExample, TokenExample, label_list, load_split, split_path
+
 from zoo.domain import TaskSpec
 from zoo.errors import UserError
 
@@ -189,12 +189,7 @@ def test_third_party_loader_and_unknown_format(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def data_root() -> Path:
     """The shared real data; under CI=true its absence is a failure, not a skip."""
-    root = Path(os.environ.get("ZOO_DATA_ROOT", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    if not (root / "biomedical").is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real benchmark data missing at {root} (set ZOO_DATA_ROOT)")
-        pytest.skip(f"real benchmark data not at {root}")
-    return root
+    return shared_data("biomedical").parent
 
 
 def test_real_ncbi_disease(data_root: Path) -> None:

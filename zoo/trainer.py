@@ -26,6 +26,7 @@ from zoo import run as runs
 from zoo.config import PretrainConfig, save_yaml, to_dict
 from zoo.domain import Domain
 from zoo.errors import UserError
+from zoo.objectives import token_loss_sum
 
 IGNORE = -100
 
@@ -60,13 +61,10 @@ def _documents(domain: Domain, paths: Sequence[Path], limit: int | None) -> Iter
 
 
 def _tokenize(tokenizer: Any, texts: list[str]) -> list[dict[str, list]]:
+    from zoo.tokenizer import word_start_mask
+
     enc = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False)
-    out = []
-    for i, ids in enumerate(enc["input_ids"]):
-        word_ids = enc.word_ids(i)
-        starts = [w is None or j == 0 or w != word_ids[j - 1] for j, w in enumerate(word_ids)]
-        out.append({"input_ids": ids, "word_starts": starts})
-    return out
+    return [{"input_ids": ids, "word_starts": word_start_mask(tokenizer, ids)} for ids in enc["input_ids"]]
 
 
 def tokenize_documents(tokenizer: Any, docs: Iterator[str], batch: int = 512) -> Iterator[dict[str, list]]:
@@ -137,19 +135,6 @@ def global_batch(data: PreparedData, cfg: PretrainConfig, step: int) -> list[dic
 
 
 # ----------------------------------------------------------------------------- loss
-
-
-def token_loss_sum(model: Any, batch: dict[str, Any], causal: bool) -> tuple[Any, Any]:
-    """Sum of token cross-entropies and the number of labelled tokens (HF label shift for CLM)."""
-    import torch.nn.functional as F
-
-    labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs).logits
-    if causal:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
-    return loss, (labels != IGNORE).sum()
 
 
 def _label_count(batch: dict[str, Any], causal: bool) -> int:

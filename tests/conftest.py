@@ -1,0 +1,33 @@
+"""Shared test helpers. Tests never touch the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("ZOO_DATA_ROOT", ROOT.parent / "shared" / "data"))
+
+
+def shared_data(*parts: str) -> Path:
+    """A folder of the real public data in ../shared/data (or $ZOO_DATA_ROOT).
+
+    Missing: a failure under CI=true (CI always has it), a skip on a developer machine without it.
+    """
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data folder {path} is missing (set ZOO_DATA_ROOT)")
+        pytest.skip(f"real data folder {path} not present")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _private_zoo_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The leaderboard lives under ZOO_HOME: tests must never write into the user's ~/.zoo.
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo_home")))
