@@ -6,9 +6,9 @@ arXiv 2111.00160); official code VITA-Group/DSEE (a transformers-4.1x fork). Wha
 Stage 1 (`apply`). Each target projection W (default query and value) gets a low-rank update B·A plus a
 sparse residual S2 with exactly `num_sparse` non-zeros, both scaled by alpha/r:
     y = x Wᵀ + b + (alpha/r)·(B A + S2) x
-S2's support is chosen from the *pretrained* W (GreBsmo low-rank + sparse decomposition, or top-|W|, or random;
-see `grebsmo.py`). Init: A ~ N(0, initializer_range) (the official layers get BERT's normal init), B = 0,
-S2 = 0, so the adapted model computes exactly what the base model does. Trainable: A, B, S2 and the task head
+S2's support is chosen from the *pretrained* W (GreBsmo low-rank + sparse decomposition, or top-|W|, or
+random; see `grebsmo.py`). Init: A ~ N(0, initializer_range) (the official layers get BERT's normal init),
+B = 0, S2 = 0, so the adapted model computes exactly what the base model does. Trainable: A, B, S2 and the task head
 (`classifier` / `score`); the pooler stays frozen, as in the official script.
 
 Stage 2 (`prune`, or `after_training` with a retrain callback). Global unstructured magnitude pruning, run as
@@ -22,8 +22,8 @@ The layer is the fused `SparseLoRALinear` (Triton on CUDA, reference on CPU). Th
 `DSEELinear` passes (alpha/r)·S2 to it instead, so the trainable parameter is the official S2 (same gradients,
 same Adam dynamics) and `delta_weight()` is (alpha/r)·(B A + S2), the exact ABS pruning score.
 
-Files. `save_adapter(model, dir)` writes a documented two-file format, loaded back by `load_adapter(base, dir)`
-onto the same pretrained weights:
+Files. `save_adapter(model, dir)` writes a documented two-file format, loaded back onto the same pretrained
+weights by `load_adapter(base, dir)`:
     dsee_config.json         {"format": "zoo-dsee", "version": 1, "config": DSEEConfig fields,
                               "targets": [module names], "heads": [task-head module names],
                               "pruned_heads": {layer: [original head ids]}, "masks": {module: [out, in]}}
@@ -50,10 +50,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
-
 from zoo.adapters.grebsmo import sparse_support
 from zoo.adapters.head_pruning import attention, blocks, pad_pruned, prune_heads, pruned_heads
 from zoo.adapters.kernels import SparseLoRALinear, sparse_lora_linear
+
 from zoo.errors import UserError
 
 CONFIG_NAME = "dsee_config.json"
@@ -61,8 +61,14 @@ WEIGHTS_NAME = "dsee_adapter.safetensors"
 FORMAT = "zoo-dsee"
 
 # BERT-style and Llama-style names for the same projections; a target missing in one family is translated.
-_ALIASES = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "attention.output.dense": "o_proj",
-            "intermediate.dense": "up_proj", "output.dense": "down_proj"}
+_ALIASES = {
+    "query": "q_proj",
+    "key": "k_proj",
+    "value": "v_proj",
+    "attention.output.dense": "o_proj",
+    "intermediate.dense": "up_proj",
+    "output.dense": "down_proj",
+}
 _ALIASES.update({v: k for k, v in list(_ALIASES.items())})
 
 
@@ -77,9 +83,9 @@ class DSEEConfig:
     num_sparse: int = 64
     """Non-zeros of S2 per adapted matrix (official: 16 in the RTE/SST-2 scripts, 64 in the README)."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-    """Projection names (or dotted suffixes); BERT names are translated for Llama (query → q_proj) and back."""
+    """Projection names (leaf or dotted path in a layer); BERT names translate to Llama (query → q_proj)."""
     sparse_init: Literal["grebsmo", "magnitude", "random"] = "grebsmo"
-    """How S2's support is chosen from the pretrained W: GreBsmo residual, top-|W| ('omp') or random ('rp')."""
+    """S2's support from the pretrained W: GreBsmo residual, top-|W| (official 'omp') or random ('rp')."""
     head_modules: list[str] = field(default_factory=lambda: ["classifier", "score"])
     """Task-head modules trained alongside the adapter (those present in the model)."""
     seed: int = 0
@@ -107,7 +113,10 @@ class DSEEConfig:
         self.target_modules = list(self.target_modules)
         self.head_modules = list(self.head_modules)
         if self.r < 0 or self.num_sparse < 0 or (self.r == 0 and self.num_sparse == 0):
-            raise UserError(f"DSEE needs r >= 0 and num_sparse >= 0, not both 0 (got r={self.r}, num_sparse={self.num_sparse})")
+            raise UserError(
+                f"DSEE needs r >= 0 and num_sparse >= 0, not both 0 (got r={self.r}, "
+                f"num_sparse={self.num_sparse})"
+            )
         for name in ("prune_ratio", "prune_adapted_ratio"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
@@ -124,7 +133,9 @@ class DSEELinear(SparseLoRALinear):
     prune_mask: Tensor | None
 
     @classmethod
-    def wrap(cls, linear: nn.Linear, r: int, alpha: float, index: Tensor | None, init_std: float) -> "DSEELinear":
+    def wrap(
+        cls, linear: nn.Linear, r: int, alpha: float, index: Tensor | None, init_std: float
+    ) -> DSEELinear:
         layer = cls.from_linear(linear, r, alpha, index, lora_init_std=init_std)
         layer.register_buffer("prune_mask", None, persistent=False)
         return layer
@@ -136,7 +147,9 @@ class DSEELinear(SparseLoRALinear):
         return self.sparse_values * self.scaling if self.r > 0 else self.sparse_values
 
     def delta_weight(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        delta = torch.zeros(self.out_features, self.in_features, device=self.weight.device, dtype=torch.float32)
+        delta = torch.zeros(
+            self.out_features, self.in_features, device=self.weight.device, dtype=torch.float32
+        )
         if self.lora_A is not None:
             delta += self.scaling * (self.lora_B.float() @ self.lora_A.float())
         if self.sparse_index is not None:
@@ -147,12 +160,18 @@ class DSEELinear(SparseLoRALinear):
         if self.merged:
             return nn.functional.linear(x, self.weight, self.bias)
         return sparse_lora_linear(
-            x, self.weight, self.bias, self.lora_A, self.lora_B, self.scaling, self.sparse_index,
+            x,
+            self.weight,
+            self.bias,
+            self.lora_A,
+            self.lora_B,
+            self.scaling,
+            self.sparse_index,
             self._scaled_sparse(),
         )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Stage 1
 
 
@@ -164,20 +183,30 @@ def resolve_targets(model: nn.Module, names: Iterable[str]) -> list[str]:
     """Full module names of the nn.Linear projections inside the layer stack that match `names`."""
     model = _unwrap(model)
     full = {id(m): n for n, m in model.named_modules()}
-    linears = [(full[id(sub)], sub_name) for block in blocks(model)
-               for sub_name, sub in block.named_modules() if isinstance(sub, nn.Linear)]
+    linears = [
+        (full[id(sub)], sub_name)
+        for block in blocks(model)
+        for sub_name, sub in block.named_modules()
+        if isinstance(sub, nn.Linear)
+    ]
 
     def match(wanted: set[str]) -> list[str]:
-        # A dotted target must equal the path inside the layer ("output.dense" is not "attention.output.dense");
+        # A dotted target must equal the path inside the layer (so "output.dense" is not
+        # "attention.output.dense");
         # a plain one matches the leaf name ("query" is "attention.self.query").
-        return [name for name, local in linears
-                if any(local == w or ("." not in w and local.rsplit(".", 1)[-1] == w) for w in wanted)]
+        return [
+            name
+            for name, local in linears
+            if any(local == w or ("." not in w and local.rsplit(".", 1)[-1] == w) for w in wanted)
+        ]
 
     wanted = set(names)
     found = match(wanted) or match({_ALIASES.get(w, w) for w in wanted})
     if not found:
         local = sorted({s for _, s in linears})
-        raise UserError(f"DSEE target_modules {sorted(wanted)} match no linear layer; this model has: {', '.join(local)}")
+        raise UserError(
+            f"DSEE target_modules {sorted(wanted)} match no linear layer; this model has: {', '.join(local)}"
+        )
     return found
 
 
@@ -214,8 +243,14 @@ def apply(model: nn.Module, config: DSEEConfig, supports: dict[str, Tensor] | No
             index = supports.get(name)
         elif config.num_sparse > 0:
             index = sparse_support(
-                linear.weight, config.num_sparse, config.sparse_init, config.seed + i,
-                config.grebsmo_iters, config.grebsmo_inner, config.grebsmo_rank_step, config.grebsmo_threshold,
+                linear.weight,
+                config.num_sparse,
+                config.sparse_init,
+                config.seed + i,
+                config.grebsmo_iters,
+                config.grebsmo_inner,
+                config.grebsmo_rank_step,
+                config.grebsmo_threshold,
             )
         else:
             index = None
@@ -228,11 +263,15 @@ def apply(model: nn.Module, config: DSEEConfig, supports: dict[str, Tensor] | No
 
 def num_dsee_parameters(model: nn.Module) -> int:
     """Parameters DSEE adds: A, B and the S2 values of every adapted layer (the head not included)."""
-    return sum(p.numel() for m in dsee_layers(model).values()
-               for p in (m.lora_A, m.lora_B, m.sparse_values) if p is not None)
+    return sum(
+        p.numel()
+        for m in dsee_layers(model).values()
+        for p in (m.lora_A, m.lora_B, m.sparse_values)
+        if p is not None
+    )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Stage 2
 
 
@@ -257,7 +296,7 @@ def _global_magnitude_prune(modules: list[nn.Module], scores: list[Tensor], rati
     drop[ties[: k - int(drop.sum())]] = True  # exactly k, whatever the ties
     start = 0
     for module, score in zip(modules, scores):
-        keep = ~drop[start:start + score.numel()].view_as(score).to(module.weight.device)
+        keep = ~drop[start : start + score.numel()].view_as(score).to(module.weight.device)
         start += score.numel()
         old = getattr(module, "prune_mask", None)
         if "prune_mask" not in module._buffers:
@@ -268,7 +307,7 @@ def _global_magnitude_prune(modules: list[nn.Module], scores: list[Tensor], rati
 
 
 def _head_scores(model: nn.Module, layer: int) -> tuple[Tensor, int]:
-    """Update magnitude per key/value group of one layer (a group is one head without GQA), and the group size."""
+    """Update magnitude per key/value group of one layer (one head without GQA), and the group size."""
     a = attention(blocks(model)[layer])
     groups = torch.zeros(a.num_kv_heads)
     adapted = False
@@ -278,11 +317,15 @@ def _head_scores(model: nn.Module, layer: int) -> tuple[Tensor, int]:
             per_head = proj.delta_weight().abs().sum(1).view(heads, a.head_dim).sum(1).cpu()
             groups += per_head.view(a.num_kv_heads, -1).sum(1)
     if not adapted:
-        raise UserError(f"head pruning ranks heads by their DSEE update, but layer {layer} adapts none of q/k/v")
+        raise UserError(
+            f"head pruning ranks heads by their DSEE update, but layer {layer} adapts none of q/k/v"
+        )
     return groups, a.group
 
 
-def prune(model: nn.Module, ratio: float = 0.2, heads_per_layer: int = 0, adapted_ratio: float | None = None) -> nn.Module:
+def prune(
+    model: nn.Module, ratio: float = 0.2, heads_per_layer: int = 0, adapted_ratio: float | None = None
+) -> nn.Module:
     """Stage 2 in place: remove `heads_per_layer` heads per layer, then magnitude-prune both groups.
 
     Non-adapted backbone linears lose `ratio` of their weights globally by |W|; adapted layers lose
@@ -293,13 +336,18 @@ def prune(model: nn.Module, ratio: float = 0.2, heads_per_layer: int = 0, adapte
     adapted = dsee_layers(model)
     if not adapted:
         raise UserError("prune needs a DSEE model: call dsee.apply (and train) first")
+    if any(m.merged for m in adapted.values()):
+        raise UserError(
+            "prune needs unmerged DSEE layers (the mask goes on the frozen W); call unmerge() first"
+        )
     if heads_per_layer > 0:
         plan = {}
         for layer in range(len(blocks(model))):
             scores, group = _head_scores(model, layer)
             if heads_per_layer % group:
                 raise UserError(
-                    f"layer {layer} shares each key/value head among {group} query heads: heads_per_layer must "
+                    f"layer {layer} shares each key/value head among {group} query heads: heads_per_layer "
+                    "must "
                     f"be a multiple of {group}, not {heads_per_layer}"
                 )
             worst = torch.argsort(scores, stable=True)[: heads_per_layer // group].tolist()
@@ -317,24 +365,34 @@ def prune(model: nn.Module, ratio: float = 0.2, heads_per_layer: int = 0, adapte
 
 def sparsity(model: nn.Module) -> dict[str, float]:
     """Achieved share of masked weights in each pruning group (0.0 before `prune`)."""
+
     def share(mods: Iterable[nn.Module]) -> float:
         mods = list(mods)
         total = sum(m.weight.numel() for m in mods)
         pruned = sum(int((~m.prune_mask).sum()) for m in mods if getattr(m, "prune_mask", None) is not None)
         return pruned / total if total else 0.0
 
-    return {"backbone": share(_backbone_linears(model).values()), "adapted": share(dsee_layers(model).values()),
-            "heads_removed": float(sum(len(h) for h in pruned_heads(model).values()))}
+    return {
+        "backbone": share(_backbone_linears(model).values()),
+        "adapted": share(dsee_layers(model).values()),
+        "heads_removed": float(sum(len(h) for h in pruned_heads(model).values())),
+    }
 
 
 def after_training(model: nn.Module, config: DSEEConfig, retrain_fn: Callable[[nn.Module], Any]) -> nn.Module:
-    """Stage 2 as the runner calls it: prune by the config, then `retrain_fn(model)` retrains A, B, S2 and head."""
+    """Stage 2 as the runner calls it: prune by the config, then `retrain_fn(model)` retrains A, B, S2, head.
+
+    With nothing to prune (both ratios 0, no heads) there is no stage 2 and nothing is retrained.
+    """
+    adapted_ratio = config.prune_ratio if config.prune_adapted_ratio is None else config.prune_adapted_ratio
+    if config.prune_ratio == 0 and adapted_ratio == 0 and config.prune_heads == 0:
+        return model
     prune(model, config.prune_ratio, config.prune_heads, config.prune_adapted_ratio)
     result = retrain_fn(model)
     return result if isinstance(result, nn.Module) else model
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Save / load / export
 
 
@@ -372,8 +430,15 @@ def save_adapter(model: nn.Module, directory: str | Path) -> None:
         if getattr(m, "prune_mask", None) is not None:
             tensors[f"{name}.prune_mask"] = _pack(m.prune_mask)
             masks[name] = list(m.prune_mask.shape)
-    meta = {"format": FORMAT, "version": 1, "config": dataclasses.asdict(config), "targets": list(layers),
-            "heads": heads, "pruned_heads": {str(k): v for k, v in pruned_heads(model).items()}, "masks": masks}
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "config": dataclasses.asdict(config),
+        "targets": list(layers),
+        "heads": heads,
+        "pruned_heads": {str(k): v for k, v in pruned_heads(model).items()},
+        "masks": masks,
+    }
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / WEIGHTS_NAME))
@@ -386,7 +451,9 @@ def load_adapter(base_model: nn.Module, directory: str | Path) -> nn.Module:
 
     src = Path(directory)
     if not (src / CONFIG_NAME).is_file() or not (src / WEIGHTS_NAME).is_file():
-        raise UserError(f"'{src}' holds no DSEE adapter ({CONFIG_NAME} + {WEIGHTS_NAME}); save one with dsee.save_adapter")
+        raise UserError(
+            f"'{src}' holds no DSEE adapter ({CONFIG_NAME} + {WEIGHTS_NAME}); save one with dsee.save_adapter"
+        )
     meta = json.loads((src / CONFIG_NAME).read_text())
     if meta.get("format") != FORMAT:
         raise UserError(f"'{src / CONFIG_NAME}' is not a {FORMAT} adapter file")
@@ -398,8 +465,10 @@ def load_adapter(base_model: nn.Module, directory: str | Path) -> nn.Module:
     config = DSEEConfig(**meta["config"])
     apply(model, config, supports=supports)
     if sorted(dsee_layers(model)) != sorted(meta["targets"]):
-        raise UserError(f"the adapter in '{src}' targets modules this model does not have the same way; "
-                        "load it onto the architecture it was trained on")
+        raise UserError(
+            f"the adapter in '{src}' targets modules this model does not have the same way; "
+            "load it onto the architecture it was trained on"
+        )
     with torch.no_grad():
         for name, m in dsee_layers(model).items():
             for attr in ("lora_A", "lora_B", "sparse_values"):
@@ -407,7 +476,9 @@ def load_adapter(base_model: nn.Module, directory: str | Path) -> nn.Module:
                     getattr(m, attr).copy_(tensors[f"{name}.{attr}"])
         for head in meta["heads"]:
             mod = model.get_submodule(head)
-            mod.load_state_dict({k[len(head) + 1:]: v for k, v in tensors.items() if k.startswith(head + ".")})
+            mod.load_state_dict(
+                {k[len(head) + 1 :]: v for k, v in tensors.items() if k.startswith(head + ".")}
+            )
         for name, shape in meta["masks"].items():
             m = model.get_submodule(name)
             keep = _unpack(tensors[f"{name}.prune_mask"], shape).to(m.weight.device)
@@ -419,15 +490,20 @@ def load_adapter(base_model: nn.Module, directory: str | Path) -> nn.Module:
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
-    """A plain transformers model: DSEE layers merged (W ← mask ⊙ (W + ΔW)), removed heads padded with zeros."""
+    """A plain transformers model: DSEE layers merged (W ← mask ⊙ (W + ΔW)), removed heads padded as zeros."""
     merged = copy.deepcopy(_unwrap(model))
     with torch.no_grad():
         for name, m in dsee_layers(merged).items():
             w = m.weight.float() if m.merged else m.weight.float() + m.delta_weight()
             if m.prune_mask is not None:
                 w = w * m.prune_mask
-            linear = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None,
-                               device=m.weight.device, dtype=m.weight.dtype)
+            linear = nn.Linear(
+                m.in_features,
+                m.out_features,
+                bias=m.bias is not None,
+                device=m.weight.device,
+                dtype=m.weight.dtype,
+            )
             linear.weight.copy_(w.to(m.weight.dtype))
             if m.bias is not None:
                 linear.bias.copy_(m.bias)
@@ -465,6 +541,12 @@ def inference_flops(model: nn.Module, seq_len: int) -> dict[str, float]:
         attn_dense += 2 * seq_len**2 * a.num_heads * a.head_dim
         attn_kept += 2 * seq_len**2 * (a.num_heads - len(removed.get(i, []))) * a.head_dim
     dense, kept = linear_dense + attn_dense, linear_nonzero + attn_kept
-    return {"dense_macs": float(dense), "pruned_macs": float(kept), "removed": 1.0 - kept / dense,
-            "linear_dense_macs": float(linear_dense), "linear_nonzero_macs": float(linear_nonzero),
-            "attention_dense_macs": float(attn_dense), "attention_kept_macs": float(attn_kept)}
+    return {
+        "dense_macs": float(dense),
+        "pruned_macs": float(kept),
+        "removed": 1.0 - kept / dense,
+        "linear_dense_macs": float(linear_dense),
+        "linear_nonzero_macs": float(linear_nonzero),
+        "attention_dense_macs": float(attn_dense),
+        "attention_kept_macs": float(attn_kept),
+    }

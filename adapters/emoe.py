@@ -4,11 +4,11 @@ Qiu et al., "Emergent Mixture-of-Experts: Can Dense Pre-trained Transformers Ben
 Structures?" (arXiv 2310.10908; official code qiuzh20/EMoE). The FFN's intermediate neurons of a chosen layer
 are split into `num_experts` equal groups by balanced k-means on the L2-normalised rows of the input weight
 (BERT `intermediate.dense`, Llama `gate_proj`). For each token, the score of an expert is the mean
-pre-activation of its neurons (the official "avg-k" gate: x · mean(keys)), the `top_k` experts are kept and the
-other neurons' activations are zeroed before the output projection. This is the block masking of the official
-LLaMA version, not the tutel dispatch of its BERT version: no gate noise, no capacity drop, no auxiliary loss,
-and the gate is always computed from the current weights (the official tutel path re-copies the means into a
-frozen gate after every step, which is the same thing).
+pre-activation of its neurons (the official "avg-k" gate: x · mean(keys)), the `top_k` experts are kept and
+the other neurons' activations are zeroed before the output projection. This is the block masking of the
+official LLaMA version, not the tutel dispatch of its BERT version: no gate noise, no capacity drop, no
+auxiliary loss, and the gate is always computed from the current weights (the official tutel path re-copies
+the means into a frozen gate after every step, which is the same thing).
 
 Implementation: two hooks per layer (one reads the pre-activation, one masks the output projection's input)
 and a parameter-free `EMoEGate` submodule holding the cluster ids as a non-persistent buffer. Parameter
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-
 from zoo.adapters.head_pruning import blocks
+
 from zoo.errors import UserError
 
 CONFIG_NAME = "emoe_config.json"
@@ -65,11 +65,12 @@ class EMoEConfig:
         """Checked at construction and again by `apply` (key=value overrides set fields afterwards)."""
         if self.num_experts < 1 or not 1 <= self.top_k <= self.num_experts:
             raise UserError(
-                f"EMoE needs 1 <= top_k <= num_experts, got top_k={self.top_k}, num_experts={self.num_experts}"
+                f"EMoE needs 1 <= top_k <= num_experts, got top_k={self.top_k}, "
+                f"num_experts={self.num_experts}"
             )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Balanced k-means
 
 
@@ -99,7 +100,9 @@ def balanced_kmeans(x: torch.Tensor, k: int, seed: int = 0, max_iter: int = 1000
     """Cluster ids (n,) of the rows of x, every cluster holding exactly n / k rows."""
     n = x.shape[0]
     if n % k:
-        raise UserError(f"EMoE: {n} FFN neurons cannot be split into {k} equal experts; pick num_experts dividing {n}")
+        raise UserError(
+            f"EMoE: {n} FFN neurons cannot be split into {k} equal experts; pick num_experts dividing {n}"
+        )
     size = n // k
     pts = x.detach().double().cpu().numpy()
     centers = _kmeans_pp(pts, k, np.random.default_rng(seed))
@@ -114,13 +117,15 @@ def balanced_kmeans(x: torch.Tensor, k: int, seed: int = 0, max_iter: int = 1000
     return torch.from_numpy(labels).long()
 
 
-def cluster_neurons(w_in: torch.Tensor, num_experts: int, seed: int = 0, max_iter: int = 1000) -> torch.Tensor:
+def cluster_neurons(
+    w_in: torch.Tensor, num_experts: int, seed: int = 0, max_iter: int = 1000
+) -> torch.Tensor:
     """Expert id of every intermediate neuron, from the L2-normalised rows of the FFN input weight."""
     keys = torch.nn.functional.normalize(w_in.detach().float(), dim=1)
     return balanced_kmeans(keys, num_experts, seed, max_iter)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # The gate and its hooks
 
 
@@ -182,7 +187,9 @@ def chosen_layers(model: nn.Module, layers: list[int] | None) -> list[int]:
     return sorted(set(out))
 
 
-def apply(model: nn.Module, config: EMoEConfig, cluster_ids: dict[int, torch.Tensor] | None = None) -> nn.Module:
+def apply(
+    model: nn.Module, config: EMoEConfig, cluster_ids: dict[int, torch.Tensor] | None = None
+) -> nn.Module:
     """Turn the chosen layers' FFNs into emergent MoEs (in place); returns the model.
 
     `cluster_ids` (layer -> ids) skips k-means, e.g. from `load` or a cache; nothing is trained or added.
@@ -196,7 +203,10 @@ def apply(model: nn.Module, config: EMoEConfig, cluster_ids: dict[int, torch.Ten
         ids = cluster_ids[i] if cluster_ids and i in cluster_ids else None
         if ids is None:
             ids = cluster_neurons(w_in.weight, config.num_experts, config.seed, config.kmeans_max_iter)
-        if ids.shape != (w_in.out_features,) or torch.bincount(ids, minlength=config.num_experts).unique().numel() != 1:
+        if (
+            ids.shape != (w_in.out_features,)
+            or torch.bincount(ids, minlength=config.num_experts).unique().numel() != 1
+        ):
             raise UserError(f"EMoE cluster ids for layer {i} do not split {w_in.out_features} neurons evenly")
         gate = EMoEGate(ids.to(w_in.weight.device), config.num_experts, config.top_k)
         owner.emoe_gate = gate
@@ -266,7 +276,9 @@ def save(model: nn.Module, directory: str | Path) -> None:
     cfg = dataclasses.asdict(model.emoe_config)
     cfg["layers"] = sorted(found)
     (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
-    save_file({f"layer.{i}": g.cluster_ids.cpu().contiguous() for i, g in found.items()}, str(out / WEIGHTS_NAME))
+    save_file(
+        {f"layer.{i}": g.cluster_ids.cpu().contiguous() for i, g in found.items()}, str(out / WEIGHTS_NAME)
+    )
 
 
 def load(model: nn.Module, directory: str | Path) -> nn.Module:
@@ -275,7 +287,9 @@ def load(model: nn.Module, directory: str | Path) -> nn.Module:
 
     src = Path(directory)
     if not (src / CONFIG_NAME).is_file() or not (src / WEIGHTS_NAME).is_file():
-        raise UserError(f"'{src}' holds no EMoE split ({CONFIG_NAME} + {WEIGHTS_NAME}); save one with emoe.save")
+        raise UserError(
+            f"'{src}' holds no EMoE split ({CONFIG_NAME} + {WEIGHTS_NAME}); save one with emoe.save"
+        )
     config = EMoEConfig(**json.loads((src / CONFIG_NAME).read_text()))
     ids = {int(k.split(".")[1]): v for k, v in load_file(str(src / WEIGHTS_NAME)).items()}
     return apply(model, config, cluster_ids=ids)

@@ -82,7 +82,7 @@ def sparse_support(
     rank_step: int = 5,
     threshold: float = 0.01,
 ) -> torch.Tensor:
-    """Support (2, num_sparse) of S2 for one pretrained weight: 'grebsmo', 'magnitude' (top-|W|) or 'random'."""
+    """Support (2, num_sparse) of S2 for one pretrained W: 'grebsmo', 'magnitude' (top-|W|) or 'random'."""
     if method == "grebsmo":
         scores = grebsmo_residual(weight, iters, inner, rank_step, threshold, seed).abs()
     elif method == "magnitude":  # the official 'omp' option

@@ -59,7 +59,9 @@ def attention(block: nn.Module) -> Attention:
     if hasattr(block, "attention") and hasattr(block.attention, "self"):  # BERT
         sa = block.attention.self
         n = sa.all_head_size // sa.attention_head_size
-        return Attention(sa, sa.query, sa.key, sa.value, block.attention.output.dense, sa.attention_head_size, n, n)
+        return Attention(
+            sa, sa.query, sa.key, sa.value, block.attention.output.dense, sa.attention_head_size, n, n
+        )
     if hasattr(block, "self_attn"):  # Llama
         sa = block.self_attn
         n = _out_features(sa.q_proj) // sa.head_dim
@@ -110,7 +112,11 @@ def slice_linear(m: nn.Module, dim: int, keep: torch.Tensor) -> None:
 
 
 def _rows(heads: Sequence[int], head_dim: int) -> torch.Tensor:
-    return torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in heads]) if heads else torch.empty(0, dtype=torch.long)
+    return (
+        torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in heads])
+        if heads
+        else torch.empty(0, dtype=torch.long)
+    )
 
 
 def prune_heads(model: nn.Module, heads: Mapping[int, Sequence[int]]) -> nn.Module:
@@ -120,14 +126,16 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Sequence[int]]) -> nn.Modu
     """
     layers = blocks(model)
     for layer, drop in heads.items():
-        drop = sorted(set(int(h) for h in drop))
+        drop = sorted({int(h) for h in drop})
         if not drop:
             continue
         a = attention(layers[layer])
         if drop[0] < 0 or drop[-1] >= a.num_heads:
             raise UserError(f"layer {layer} has heads 0..{a.num_heads - 1}; cannot prune {drop}")
         if len(drop) >= a.num_heads:
-            raise UserError(f"pruning {len(drop)} heads would leave layer {layer} with none; prune fewer heads")
+            raise UserError(
+                f"pruning {len(drop)} heads would leave layer {layer} with none; prune fewer heads"
+            )
         kv_drop = sorted({h // a.group for h in drop})
         if a.group > 1 and len(drop) != len(kv_drop) * a.group:
             raise UserError(
@@ -142,9 +150,14 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Sequence[int]]) -> nn.Modu
         slice_linear(a.v, 0, kv_rows)
         slice_linear(a.o, 1, q_rows)
 
-        original = [h for h in range(a.num_heads + len(getattr(a.module, "pruned_heads", ())))
-                    if h not in getattr(a.module, "pruned_heads", ())]
-        a.module.pruned_heads = sorted(set(getattr(a.module, "pruned_heads", ())) | {original[h] for h in drop})
+        original = [
+            h
+            for h in range(a.num_heads + len(getattr(a.module, "pruned_heads", ())))
+            if h not in getattr(a.module, "pruned_heads", ())
+        ]
+        a.module.pruned_heads = sorted(
+            set(getattr(a.module, "pruned_heads", ())) | {original[h] for h in drop}
+        )
         if hasattr(a.module, "all_head_size"):  # BERT keeps these for its own bookkeeping
             a.module.num_attention_heads = keep_q.numel()
             a.module.all_head_size = keep_q.numel() * a.head_dim
@@ -153,8 +166,11 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Sequence[int]]) -> nn.Modu
 
 def pruned_heads(model: nn.Module) -> dict[int, list[int]]:
     """Layer -> original indices of the removed query heads."""
-    return {i: list(a.module.pruned_heads) for i, b in enumerate(blocks(model))
-            if getattr((a := attention(b)).module, "pruned_heads", None)}
+    return {
+        i: list(a.module.pruned_heads)
+        for i, b in enumerate(blocks(model))
+        if getattr((a := attention(b)).module, "pruned_heads", None)
+    }
 
 
 def _pad(t: torch.Tensor, dim: int, keep: torch.Tensor, full: int) -> torch.Tensor:
@@ -176,7 +192,11 @@ def pad_pruned(model: nn.Module, num_heads: int, num_kv_heads: int | None = None
         keep_q = [h for h in range(num_heads) if h not in removed]
         keep_kv = [g for g in range(num_kv_heads) if g * group not in removed]
         q_rows, kv_rows = _rows(keep_q, a.head_dim), _rows(keep_kv, a.head_dim)
-        for m, rows, full in ((a.q, q_rows, num_heads), (a.k, kv_rows, num_kv_heads), (a.v, kv_rows, num_kv_heads)):
+        for m, rows, full in (
+            (a.q, q_rows, num_heads),
+            (a.k, kv_rows, num_kv_heads),
+            (a.v, kv_rows, num_kv_heads),
+        ):
             _set_param(m, "weight", _pad(m.weight, 0, rows, full * a.head_dim))
             if m.bias is not None:
                 _set_param(m, "bias", _pad(m.bias, 0, rows, full * a.head_dim))

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
-
 from zoo.adapters import dsee, emoe
+
 from zoo.errors import UserError, did_you_mean
 
 RetrainFn = Callable[[nn.Module], Any]
@@ -44,8 +44,11 @@ def _counts(model: nn.Module) -> dict[str, Any]:
     else:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
-    return {"trainable_params": int(trainable), "total_params": int(total),
-            "trainable_percent": 100.0 * trainable / total if total else 0.0}
+    return {
+        "trainable_params": int(trainable),
+        "total_params": int(total),
+        "trainable_percent": 100.0 * trainable / total if total else 0.0,
+    }
 
 
 def _head_names(model: nn.Module) -> list[str]:
@@ -88,7 +91,10 @@ def _apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
 
     leaves = sorted({n.rsplit(".", 1)[-1] for n in dsee.resolve_targets(model, config.target_modules)})
     peft_config = LoraConfig(
-        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=leaves,
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=leaves,
         modules_to_save=_head_names(model) or None,
     )
     return get_peft_model(model, peft_config)
@@ -142,10 +148,24 @@ _METHODS: dict[str, Method] = {
     for m in (
         Method("full", FullConfig, _apply_full, _counts, summary="every parameter trains"),
         Method("lora", LoRAConfig, _apply_lora, _counts, summary="peft LoRA r=16 on attention query/value"),
-        Method("dsee", dsee.DSEEConfig, dsee.apply, _dsee_summary, dsee.after_training, _save_dsee,
-               summary="sparse + low-rank update (LoRA + S2), then magnitude pruning and retraining"),
-        Method("emoe", emoe.EMoEConfig, emoe.apply, _emoe_summary, emoe.after_training, _save_emoe,
-               summary="FFN neurons split into experts, top-k per token, full fine-tuning"),
+        Method(
+            "dsee",
+            dsee.DSEEConfig,
+            dsee.apply,
+            _dsee_summary,
+            dsee.after_training,
+            _save_dsee,
+            summary="sparse + low-rank update (LoRA + S2), then magnitude pruning and retraining",
+        ),
+        Method(
+            "emoe",
+            emoe.EMoEConfig,
+            emoe.apply,
+            _emoe_summary,
+            emoe.after_training,
+            _save_emoe,
+            summary="FFN neurons split into experts, top-k per token, full fine-tuning",
+        ),
     )
 }
 

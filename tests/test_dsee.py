@@ -11,18 +11,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import transformers
-
 from zoo.adapters import dsee, head_pruning
 from zoo.adapters.grebsmo import sparse_support
+
 from zoo.errors import UserError
 
-FAST = dict(grebsmo_iters=3)  # GreBsmo's 100 outer iterations are for 768x768; 32x32 needs few
+FAST = {"grebsmo_iters": 3}  # GreBsmo's 100 outer iterations are for 768x768; 32x32 needs few
 
 
 def tiny_bert(seed: int = 0) -> transformers.BertForSequenceClassification:
     cfg = transformers.BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     torch.manual_seed(seed)
     return transformers.BertForSequenceClassification(cfg).eval()
@@ -30,8 +37,15 @@ def tiny_bert(seed: int = 0) -> transformers.BertForSequenceClassification:
 
 def tiny_llama(seed: int = 0, kv_heads: int = 4) -> transformers.LlamaForSequenceClassification:
     cfg = transformers.LlamaConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=kv_heads,
-        intermediate_size=48, max_position_embeddings=32, num_labels=3, pad_token_id=0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        intermediate_size=48,
+        max_position_embeddings=32,
+        num_labels=3,
+        pad_token_id=0,
     )
     torch.manual_seed(seed)
     return transformers.LlamaForSequenceClassification(cfg).eval()
@@ -82,7 +96,10 @@ def test_only_lora_s2_and_task_head_train_and_the_pooler_stays_frozen():
     model = dsee.apply(tiny_bert(), dsee.DSEEConfig(r=4, num_sparse=6, sparse_init="random"))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {n.rsplit(".", 1)[-1] for n in trainable if not n.startswith("classifier.")} == {
-        "lora_A", "lora_B", "sparse_values"}
+        "lora_A",
+        "lora_B",
+        "sparse_values",
+    }
     assert {"classifier.weight", "classifier.bias"} <= trainable
     assert not any("pooler" in n for n in trainable)
     llama = dsee.apply(tiny_llama(), dsee.DSEEConfig(r=4, num_sparse=6, sparse_init="random"))
@@ -90,10 +107,18 @@ def test_only_lora_s2_and_task_head_train_and_the_pooler_stays_frozen():
 
 
 def test_bert_base_shape_has_exactly_591360_dsee_parameters():
-    cfg = transformers.BertConfig(vocab_size=8, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                  intermediate_size=3072, num_labels=2)
-    model = dsee.apply(transformers.BertForSequenceClassification(cfg),
-                       dsee.DSEEConfig(r=16, alpha=32, num_sparse=64, sparse_init="random"))
+    cfg = transformers.BertConfig(
+        vocab_size=8,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        num_labels=2,
+    )
+    model = dsee.apply(
+        transformers.BertForSequenceClassification(cfg),
+        dsee.DSEEConfig(r=16, alpha=32, num_sparse=64, sparse_init="random"),
+    )
     assert dsee.num_dsee_parameters(model) == 591_360
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == 591_360 + 768 * 2 + 2  # + the classifier
@@ -119,8 +144,10 @@ def test_prune_hits_each_groups_ratio_globally_by_w_and_by_update():
     perturb(model)
     before = {n: m.weight.detach().clone() for n, m in model.named_modules() if hasattr(m, "prune_mask")}
     dsee.prune(model, ratio=0.3, adapted_ratio=0.5)
-    groups = {"backbone": (dsee._backbone_linears(model), 0.3, lambda m: before_w(m).abs()),
-              "adapted": (dsee.dsee_layers(model), 0.5, lambda m: m.delta_weight().abs())}
+    groups = {
+        "backbone": (dsee._backbone_linears(model), 0.3, lambda m: before_w(m).abs()),
+        "adapted": (dsee.dsee_layers(model), 0.5, lambda m: m.delta_weight().abs()),
+    }
     names = {id(m): n for n, m in model.named_modules()}
 
     def before_w(m):
@@ -154,7 +181,7 @@ def test_retraining_after_prune_keeps_the_masked_weights_at_zero():
 
 
 def _zero_heads_reference(model, heads):
-    """The unpruned model with those heads' contributions removed: their slice of the o-projection input is 0."""
+    """The unpruned model minus those heads' contributions: their slice of the o-projection input is 0."""
     ref = copy.deepcopy(model)
     for layer, drop in heads.items():
         a = head_pruning.attention(head_pruning.blocks(ref)[layer])
@@ -162,20 +189,25 @@ def _zero_heads_reference(model, heads):
         def hook(mod, args, drop=drop, d=a.head_dim):
             x = args[0].clone()
             for h in drop:
-                x[..., h * d:(h + 1) * d] = 0
+                x[..., h * d : (h + 1) * d] = 0
             return (x,)
 
         a.o.register_forward_pre_hook(hook)
     return ref
 
 
-@pytest.mark.parametrize("make, targets, heads", [
-    (tiny_bert, ["query", "value"], {0: [1, 3], 1: [0]}),
-    (tiny_llama, ["q_proj", "v_proj", "o_proj"], {0: [2], 1: [0, 1, 3]}),
-    (lambda: tiny_llama(kv_heads=2), ["query", "value"], {0: [2, 3], 1: [0, 1]}),
-])
+@pytest.mark.parametrize(
+    "make, targets, heads",
+    [
+        (tiny_bert, ["query", "value"], {0: [1, 3], 1: [0]}),
+        (tiny_llama, ["q_proj", "v_proj", "o_proj"], {0: [2], 1: [0, 1, 3]}),
+        (lambda: tiny_llama(kv_heads=2), ["query", "value"], {0: [2, 3], 1: [0, 1]}),
+    ],
+)
 def test_head_pruning_equals_the_model_with_those_heads_zeroed(make, targets, heads):
-    model = dsee.apply(make(), dsee.DSEEConfig(r=4, num_sparse=12, target_modules=targets, sparse_init="random"))
+    model = dsee.apply(
+        make(), dsee.DSEEConfig(r=4, num_sparse=12, target_modules=targets, sparse_init="random")
+    )
     perturb(model)
     ref = _zero_heads_reference(model, heads)
     head_pruning.prune_heads(model, heads)
@@ -217,8 +249,13 @@ def test_save_load_round_trip_after_pruning_gives_identical_outputs(tmp_path):
         dsee.load_adapter(tiny_bert(), tmp_path / "missing")
 
 
-@pytest.mark.parametrize("make, cls", [(tiny_bert, transformers.BertForSequenceClassification),
-                                       (tiny_llama, transformers.LlamaForSequenceClassification)])
+@pytest.mark.parametrize(
+    "make, cls",
+    [
+        (tiny_bert, transformers.BertForSequenceClassification),
+        (tiny_llama, transformers.LlamaForSequenceClassification),
+    ],
+)
 def test_export_is_a_plain_checkpoint_that_keeps_its_zeros(tmp_path, make, cls):
     model = dsee.apply(make(), dsee.DSEEConfig(r=4, num_sparse=10, sparse_init="random"))
     perturb(model)
@@ -228,8 +265,11 @@ def test_export_is_a_plain_checkpoint_that_keeps_its_zeros(tmp_path, make, cls):
     # No update dropped (adapted_ratio=0): the plain checkpoint computes what the DSEE model does.
     torch.testing.assert_close(out(loaded), out(model))
     masked = sum(int((~m.prune_mask).sum()) for m in dsee._backbone_linears(model).values())
-    zeros = sum(int((m.weight == 0).sum()) for n, m in loaded.named_modules()
-                if isinstance(m, torch.nn.Linear) and n.startswith(loaded.base_model_prefix))
+    zeros = sum(
+        int((m.weight == 0).sum())
+        for n, m in loaded.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.startswith(loaded.base_model_prefix)
+    )
     # One removed head per layer comes back as zeros: 8 rows of q, k and v and 8 columns of o (32 wide).
     assert zeros == masked + 2 * 4 * 8 * 32
 
@@ -264,9 +304,13 @@ def test_inference_flops_count_what_pruning_removes():
 
 def test_targets_translate_between_families_and_unknown_ones_are_user_errors():
     assert dsee.resolve_targets(tiny_llama(), ["query", "value"])[:2] == [
-        "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"]
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.0.self_attn.v_proj",
+    ]
     assert dsee.resolve_targets(tiny_bert(), ["output.dense"]) == [
-        "bert.encoder.layer.0.output.dense", "bert.encoder.layer.1.output.dense"]
+        "bert.encoder.layer.0.output.dense",
+        "bert.encoder.layer.1.output.dense",
+    ]
     with pytest.raises(UserError, match="match no linear layer"):
         dsee.apply(tiny_bert(), dsee.DSEEConfig(target_modules=["qkv"]))
     with pytest.raises(UserError, match="prune_ratio"):

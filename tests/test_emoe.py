@@ -9,15 +9,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import transformers
-
 from zoo.adapters import emoe
+
 from zoo.errors import UserError
 
 
 def tiny_bert(seed: int = 0) -> transformers.BertForSequenceClassification:
     cfg = transformers.BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     torch.manual_seed(seed)
     return transformers.BertForSequenceClassification(cfg).eval()
@@ -25,8 +32,13 @@ def tiny_bert(seed: int = 0) -> transformers.BertForSequenceClassification:
 
 def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
     cfg = transformers.LlamaConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-        intermediate_size=48, max_position_embeddings=32,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=32,
     )
     torch.manual_seed(seed)
     return transformers.LlamaForCausalLM(cfg).eval()
@@ -56,7 +68,7 @@ def test_every_expert_holds_d_ff_over_n_neurons_and_no_parameter_is_added(make, 
     before = {n: p.clone() for n, p in base.state_dict().items()}
     n_params = sum(p.numel() for p in base.parameters())
     model = emoe.apply(base, emoe.EMoEConfig(num_experts=8, top_k=3))
-    (layer, gate), = emoe.gates(model).items()
+    ((layer, gate),) = emoe.gates(model).items()
     assert layer == 0  # default: one late layer, the second-to-last of 2
     assert torch.bincount(gate.cluster_ids, minlength=8).tolist() == [d_ff // 8] * 8
     assert sum(p.numel() for p in model.parameters()) == n_params

@@ -9,17 +9,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import transformers
-
 from zoo.adapters import dsee, emoe
 from zoo.adapters.methods import get_method, method_names
+
 from zoo.config import parse_override, set_key
 from zoo.errors import UserError
 
 
 def tiny_bert() -> transformers.BertForSequenceClassification:
     cfg = transformers.BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(cfg).eval()
@@ -27,8 +34,15 @@ def tiny_bert() -> transformers.BertForSequenceClassification:
 
 def tiny_llama() -> transformers.LlamaForSequenceClassification:
     cfg = transformers.LlamaConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-        intermediate_size=48, max_position_embeddings=32, num_labels=3, pad_token_id=0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=32,
+        num_labels=3,
+        pad_token_id=0,
     )
     torch.manual_seed(0)
     return transformers.LlamaForSequenceClassification(cfg).eval()
@@ -57,8 +71,15 @@ def test_registry_names_and_unknown_method_error():
 
 
 def test_options_come_from_key_value_strings():
-    _, cfg = configured("dsee", "r=8", "alpha=16", "num_sparse=16", "target_modules=q_proj,v_proj",
-                        "sparse_init=magnitude", "prune_heads=3")
+    _, cfg = configured(
+        "dsee",
+        "r=8",
+        "alpha=16",
+        "num_sparse=16",
+        "target_modules=q_proj,v_proj",
+        "sparse_init=magnitude",
+        "prune_heads=3",
+    )
     assert (cfg.r, cfg.alpha, cfg.num_sparse, cfg.prune_heads) == (8, 16.0, 16, 3)
     assert cfg.target_modules == ["q_proj", "v_proj"] and cfg.sparse_init == "magnitude"
     _, ecfg = configured("emoe", "num_experts=8", "top_k=2", "layers=[0, 1]", "eval_dense=true")
@@ -76,10 +97,14 @@ def test_full_trains_everything():
     method, cfg = configured("full")
     model = tiny_bert().requires_grad_(False)
     summary = method.trainable_summary(method.apply(model, cfg))
-    assert summary["trainable_params"] == summary["total_params"] == sum(p.numel() for p in model.parameters())
+    assert (
+        summary["trainable_params"] == summary["total_params"] == sum(p.numel() for p in model.parameters())
+    )
 
 
-@pytest.mark.parametrize("make, targets", [(tiny_bert, {"query", "value"}), (tiny_llama, {"q_proj", "v_proj"})])
+@pytest.mark.parametrize(
+    "make, targets", [(tiny_bert, {"query", "value"}), (tiny_llama, {"q_proj", "v_proj"})]
+)
 def test_lora_adapts_the_family_attention_targets_and_trains_the_head(make, targets):
     method, cfg = configured("lora")
     base_out = out(make())
@@ -112,6 +137,14 @@ def test_dsee_after_training_prunes_then_retrains_once():
     assert summary["inference_macs_removed"] > 0.1
 
 
+def test_dsee_without_pruning_has_no_stage_two():
+    method, cfg = configured("dsee", "r=4", "num_sparse=8", "sparse_init=random", "prune_ratio=0")
+    model = method.apply(tiny_bert(), cfg)
+    calls = []
+    assert method.after_training(model, cfg, calls.append) is model
+    assert calls == [] and method.trainable_summary(model)["sparsity"] == 0.0
+
+
 def test_dsee_save_writes_adapter_and_a_loadable_merged_checkpoint(tmp_path):
     method, cfg = configured("dsee", "r=4", "num_sparse=8", "sparse_init=random")
     model = method.after_training(method.apply(tiny_bert(), cfg), cfg, lambda m: m)
@@ -127,8 +160,12 @@ def test_emoe_method_saves_a_plain_checkpoint_plus_the_expert_split(tmp_path):
     model = method.apply(tiny_bert(), cfg)
     assert method.trainable_summary(model)["emoe_layers"] == [0]
     method.save(model, tmp_path)
-    reloaded = emoe.load(transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval(), tmp_path)
+    reloaded = emoe.load(
+        transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval(), tmp_path
+    )
     assert torch.equal(out(reloaded), out(model))
-    model = method.after_training(model, emoe.EMoEConfig(num_experts=8, top_k=2, eval_dense=True), lambda m: m)
+    model = method.after_training(
+        model, emoe.EMoEConfig(num_experts=8, top_k=2, eval_dense=True), lambda m: m
+    )
     assert method.trainable_summary(model)["dense_eval"] is True
     assert torch.equal(out(model), out(tiny_bert()))
