@@ -99,7 +99,8 @@ def load_backbone(domain: Domain, model_ref: str | None, init: str) -> Backbone:
     from zoo.corpus import read_corpus
     from zoo.tokenizer import load_recipe, train_tokenizer
 
-    tok = train_tokenizer(load_recipe(domain.tokenizer), read_corpus(domain.corpus, [domain.sample_corpus]))
+    vocab = domain.pretrain_defaults.get("tokenizer.vocab_size")
+    tok = train_tokenizer(load_recipe(domain.tokenizer), read_corpus(domain.corpus, [domain.sample_corpus]), vocab_size=vocab)
     return Backbone(None, tok, "random")
 
 

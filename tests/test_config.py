@@ -19,6 +19,19 @@ def test_precedence_defaults_domain_yaml_overrides(tmp_path: Path) -> None:
     assert cfg.data.corpus == ["a.txt", "b.txt"]
 
 
+def test_list_overrides_parse_their_items() -> None:
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class C:
+        layers: list[int] = field(default_factory=list)
+
+    assert build_config(C, overrides=["layers=10,11"]).layers == [10, 11]
+    assert build_config(C, overrides=["layers=[3]"]).layers == [3]
+    with pytest.raises(UserError, match="integer"):
+        build_config(C, overrides=["layers=a,b"])
+
+
 def test_scientific_notation_override_is_a_number() -> None:
     cfg = build_config(PretrainConfig, overrides=["train.lr=3e-4"])
     assert cfg.train.lr == pytest.approx(3e-4)

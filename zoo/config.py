@@ -128,7 +128,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise UserError(f"'{key}' must be one of {', '.join(map(str, args))}, not {value!r}")
         return value
     if origin is list:
-        items = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
+        items = value if isinstance(value, list) else [_scalar(v.strip()) for v in str(value).split(",") if v.strip()]
         return [_coerce(v, args[0], key) for v in items]
     if hint is bool:
         if isinstance(value, bool):
@@ -196,23 +196,27 @@ def apply_mapping(cfg: Any, values: Mapping[str, Any], prefix: str = "") -> None
         set_key(cfg, f"{prefix}{key}", value)
 
 
-def parse_override(text: str) -> tuple[str, Any]:
+def _scalar(raw: str) -> Any:
+    """A command-line value as YAML reads it, except that '3e-4' is a number (YAML wants '3.0e-4')."""
     import yaml
 
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise UserError(f"override '{text}' is not of the form key=value (e.g. train.lr=3e-4)")
     try:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
-    # YAML reads '3e-4' as a string (it wants '3.0e-4'); numbers in overrides should just work.
     if isinstance(value, str):
         try:
             value = float(value) if any(c in value for c in ".eE") else int(value)
         except ValueError:
             pass
-    return key.strip(), value
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise UserError(f"override '{text}' is not of the form key=value (e.g. train.lr=3e-4)")
+    return key.strip(), _scalar(raw)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
