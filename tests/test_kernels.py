@@ -24,6 +24,16 @@ def _poison(monkeypatch):
     monkeypatch.setattr(triton_sparse_lora, "POISON_OUTPUTS", True)
 
 
+SPARSE_MODES = ["gather", "dense-blocks", "dense-full"]
+
+
+def _set_sparse_mode(monkeypatch, mode):
+    """gather: tiny-support epilogue; dense-blocks: W+S fold, lo and dvalues over occupied blocks in
+    Triton; dense-full: the same fold, lo and dvalues through dense row chunks (cuBLAS path)."""
+    monkeypatch.setenv("ZOO_SPARSE_LORA_MODE", mode.split("-")[0])
+    monkeypatch.setattr(triton_sparse_lora, "DENSE_OCCUPANCY", -1.0 if mode == "dense-full" else 2.0)
+
+
 def _support(d_out, d_in, nnz, gen):
     flat = torch.randperm(d_out * d_in, generator=gen)[:nnz]
     return torch.stack([flat // d_in, flat % d_in])
@@ -82,10 +92,10 @@ def test_cpu_tensors_take_the_interpreted_triton_path():
     assert type(triton_kernels.gemm_kernel).__name__ == "InterpretedFunction"
 
 
-@pytest.mark.parametrize("mode", ["gather", "dense"])
+@pytest.mark.parametrize("mode", SPARSE_MODES)
 @pytest.mark.parametrize("base", ["triton", "cublas"])
 def test_forward_and_grads_fp32(monkeypatch, mode, base):
-    monkeypatch.setenv("ZOO_SPARSE_LORA_MODE", mode)
+    _set_sparse_mode(monkeypatch, mode)
     monkeypatch.setenv("ZOO_SPARSE_LORA_BASE", base)
     _compare((2, 19), d_in=45, d_out=37, r=3, nnz=41, dtype=torch.float32, seed=1)
 
@@ -102,17 +112,21 @@ def test_rank_beyond_one_r_block():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("mode", ["gather", "dense"])
-def test_half_precision(monkeypatch, dtype, mode):
-    monkeypatch.setenv("ZOO_SPARSE_LORA_MODE", mode)
+@pytest.mark.parametrize("mode", SPARSE_MODES)
+@pytest.mark.parametrize("base", ["triton", "cublas"])
+def test_half_precision(monkeypatch, dtype, mode, base):
+    _set_sparse_mode(monkeypatch, mode)
+    monkeypatch.setenv("ZOO_SPARSE_LORA_BASE", base)
     _compare((3, 7), d_in=33, d_out=40, r=4, nnz=25, dtype=dtype, seed=4)
 
 
-@pytest.mark.parametrize("mode", ["gather", "dense"])
-def test_small_sparse_entries_survive_a_bf16_weight(monkeypatch, mode):
+@pytest.mark.parametrize("mode", SPARSE_MODES)
+@pytest.mark.parametrize("base", ["triton", "cublas"])
+def test_small_sparse_entries_survive_a_bf16_weight(monkeypatch, mode, base):
     """y = x0·(W00 + S00) + x1·W01 with x = (1, -1), W00 = W01 = 1, S00 = 1e-3: folding S into a bf16 W
     (ulp 2^-7 at 1.0) would give exactly 0; the kernel must return ~1e-3."""
-    monkeypatch.setenv("ZOO_SPARSE_LORA_MODE", mode)
+    _set_sparse_mode(monkeypatch, mode)
+    monkeypatch.setenv("ZOO_SPARSE_LORA_BASE", base)
     x = torch.tensor([[1.0, -1.0] + [0.0] * 14], dtype=torch.bfloat16)
     w = torch.zeros(16, 16, dtype=torch.bfloat16)
     w[0, 0] = w[0, 1] = 1.0

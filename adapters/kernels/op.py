@@ -44,6 +44,30 @@ def backend_for(x: Tensor) -> str:
     return "reference"
 
 
+def _forward_impl(
+    x: Tensor, weight: Tensor, bias: Optional[Tensor], lora_A: Optional[Tensor], lora_B: Optional[Tensor],
+    scaling: float, sparse_index: Optional[Tensor], sparse_values: Optional[Tensor],
+) -> tuple[Tensor, Tensor]:
+    if backend_for(x) == "triton":
+        return _triton_module().forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    with torch.autocast(x.device.type, enabled=False):
+        return reference.reference_forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+
+
+def _backward_impl(
+    dy: Tensor, x: Tensor, weight: Tensor, lora_A: Optional[Tensor], lora_B: Optional[Tensor], scaling: float,
+    sparse_index: Optional[Tensor], sparse_values: Optional[Tensor], v: Tensor, need_bias: bool,
+) -> tuple[Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    if backend_for(x) == "triton":
+        return _triton_module().backward(
+            dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
+        )
+    with torch.autocast(x.device.type, enabled=False):
+        return reference.reference_backward(
+            dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
+        )
+
+
 @torch.library.custom_op("zoo::sparse_lora_forward", mutates_args=())
 def _forward_op(
     x: Tensor,
@@ -55,12 +79,7 @@ def _forward_op(
     sparse_index: Optional[Tensor],
     sparse_values: Optional[Tensor],
 ) -> tuple[Tensor, Tensor]:
-    if backend_for(x) == "triton":
-        return _triton_module().forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
-    with torch.autocast(x.device.type, enabled=False):
-        return reference.reference_forward(
-            x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values
-        )
+    return _forward_impl(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
 
 
 @_forward_op.register_fake
@@ -89,15 +108,7 @@ def _backward_op(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns ``(dx, dA, dB, dvalues, dbias)``; absent parts come back as empty tensors because a
     custom op cannot return None."""
-    if backend_for(x) == "triton":
-        grads = _triton_module().backward(
-            dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
-        )
-    else:
-        with torch.autocast(x.device.type, enabled=False):
-            grads = reference.reference_backward(
-                dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
-            )
+    grads = _backward_impl(dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias)
     # fresh empties: outputs of a custom op must not alias each other
     return tuple(x.new_empty(0) if g is None else g for g in grads)  # type: ignore[return-value]
 
@@ -143,6 +154,31 @@ def _backward(ctx, dy: Tensor, _dv: Tensor):
 
 
 torch.library.register_autograd("zoo::sparse_lora_forward", _backward, setup_context=_setup_context)
+
+
+class _EagerSparseLoRA(torch.autograd.Function):
+    """The same forward/backward without the custom-op dispatch layers, whose Python overhead (a few
+    hundred microseconds per step) is as large as the GPU time of a whole layer. Used outside
+    torch.compile; under compile the registered custom ops are traced instead."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values):
+        y, v = _forward_impl(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+        ctx.scaling = scaling
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        ctx.save_for_backward(x, weight, lora_A, lora_B, sparse_index, sparse_values, v)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, lora_A, lora_B, sparse_index, sparse_values, v = ctx.saved_tensors
+        need_bias = ctx.bias_dtype is not None and ctx.needs_input_grad[2]
+        dx, d_a, d_b, d_vals, d_bias = _backward_impl(
+            dy.contiguous(), x, weight, lora_A, lora_B, ctx.scaling, sparse_index, sparse_values, v, need_bias
+        )
+        if d_bias is not None:
+            d_bias = d_bias.to(ctx.bias_dtype)
+        return dx, None, d_bias, d_a, d_b, None, None, d_vals
 
 
 def _check_shapes(x, weight, bias, lora_A, lora_B, sparse_index, sparse_values) -> None:
@@ -202,5 +238,8 @@ def sparse_lora_linear(
         weight = weight.to(x.dtype)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1]).contiguous()
-    y, _ = _forward_op(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
+    if torch.compiler.is_compiling():
+        y, _ = _forward_op(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
+    else:
+        y = _EagerSparseLoRA.apply(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
     return y.reshape(*lead, weight.shape[0])

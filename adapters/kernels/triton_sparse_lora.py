@@ -23,6 +23,7 @@ epilogue kernel over its output: two extra passes over y, but cuBLAS's GEMM.
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -93,13 +94,24 @@ def _blocks() -> _Blocks:
     return _INTERP_BLOCKS if INTERPRET else _GPU_BLOCKS
 
 
+def _cdiv(a: int, b: int) -> int:
+    # plain Python: triton.cdiv is a constexpr_function wrapper and costs microseconds per call
+    return -(-a // b)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
 def _autotune() -> bool:
     return not INTERPRET and os.environ.get("ZOO_SPARSE_LORA_AUTOTUNE", "1") != "0"
 
 
 def base_mode() -> str:
-    """``"triton"`` (fused GEMM) or ``"cublas"`` (cuBLAS base + in-place Triton epilogue)."""
-    mode = os.environ.get("ZOO_SPARSE_LORA_BASE", "triton")
+    """``"cublas"`` (default: cuBLAS base product + in-place Triton epilogue) or ``"triton"`` (one fused
+    Triton GEMM). Measured on an H200 (8192 x 4096 x 4096 bf16), Triton's GEMM ran ~20% slower than
+    cuBLAS, which costs more than the two extra passes over y of the epilogue kernel."""
+    mode = os.environ.get("ZOO_SPARSE_LORA_BASE", "cublas")
     if mode not in ("triton", "cublas"):
         raise ValueError(f"ZOO_SPARSE_LORA_BASE must be 'triton' or 'cublas', got {mode!r}")
     return mode
@@ -119,12 +131,8 @@ def sparse_mode(nnz: int, d_out: int, d_in: int) -> str:
     return "gather" if nnz <= max(256, min(d_out, d_in)) else "dense"
 
 
-def _pow2_at_least_16(n: int) -> int:
-    return max(16, triton.next_power_of_2(n))
-
-
 def _r_block(r: int) -> int:
-    return min(_pow2_at_least_16(r), 64)
+    return min(max(16, _next_pow2(r)), 64)
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -133,10 +141,16 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32"  # ignored for 16-bit operands
 
 
+@functools.lru_cache(maxsize=None)
 def _num_sms(device: torch.device) -> int:
     if device.type != "cuda":
         return 2
     return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+# Above this fraction of occupied tiles, a block-sparse pass over S costs about as much as a dense one,
+# and the dense one runs in cuBLAS.
+DENSE_OCCUPANCY = 0.3
 
 
 def _kw(name: str) -> dict:
@@ -161,7 +175,7 @@ class SparsePlan:
     def _by_output(self, out_coord: Tensor, in_coord: Tensor, n_out: int, n_in: int):
         order = torch.argsort(out_coord * n_in + in_coord)
         p = out_coord[order]
-        starts = torch.arange(0, triton.cdiv(n_out, 16) + 1, device=p.device, dtype=torch.int64) * 16
+        starts = torch.arange(0, _cdiv(n_out, 16) + 1, device=p.device, dtype=torch.int64) * 16
         ptr = torch.searchsorted(p, starts).to(torch.int32)
         return order, p.to(torch.int32), in_coord[order].to(torch.int32), ptr
 
@@ -183,7 +197,7 @@ class SparsePlan:
         if "fold" not in self._parts:
             lin = self._rows * self.d_in + self._cols
             unique, inverse = torch.unique(lin, return_inverse=True)
-            n16_r, n16_c = triton.cdiv(self.d_out, 16), triton.cdiv(self.d_in, 16)
+            n16_r, n16_c = _cdiv(self.d_out, 16), _cdiv(self.d_in, 16)
             counts = torch.zeros(n16_r * n16_c, device=lin.device, dtype=torch.int32)
             counts.index_add_(0, (self._rows // 16) * n16_c + self._cols // 16,
                               torch.ones_like(self._rows, dtype=torch.int32))
@@ -192,11 +206,25 @@ class SparsePlan:
             self._parts["fold"] = (unique, inverse, table.contiguous())
         return self._parts["fold"]
 
+    def occupancy(self, tile_rows: int, tile_cols: int) -> float:
+        """Fraction of (tile_rows x tile_cols) tiles of W that hold at least one entry (one sync, cached)."""
+        key = f"occ{tile_rows}x{tile_cols}"
+        if key not in self._parts:
+            n_tc = _cdiv(self.d_in, tile_cols)
+            tiles = torch.unique((self._rows // tile_rows) * n_tc + self._cols // tile_cols).numel()
+            self._parts[key] = tiles / (_cdiv(self.d_out, tile_rows) * n_tc)
+        return self._parts[key]
+
+    def forward_gather_host_ptr(self) -> list[int]:
+        if "fg_host" not in self._parts:
+            self._parts["fg_host"] = self.forward_gather()[3].tolist()
+        return self._parts["fg_host"]
+
     def sddmm(self, sb: int):
         """Entries grouped by (sb x sb) block: occupied block list, per-block ranges, local coords."""
         key = f"sddmm{sb}"
         if key not in self._parts:
-            n_cb = triton.cdiv(self.d_in, sb)
+            n_cb = _cdiv(self.d_in, sb)
             blk = (self._rows // sb) * n_cb + self._cols // sb
             order = torch.argsort(blk * (sb * sb) + (self._rows % sb) * sb + self._cols % sb)
             blk_sorted = blk[order]
@@ -248,6 +276,26 @@ def _fold_weight(weight: Tensor, plan: SparsePlan, values: Tensor) -> tuple[Tens
     return w_hi, w_lo
 
 
+def _dvalues_by_row_chunks(dy: Tensor, x: Tensor, plan: SparsePlan) -> Tensor:
+    """dvalues when S touches most tiles: (dyᵀ·x) one block of rows at a time on cuBLAS, and the support
+    entries picked from it. At most a quarter of the (out, in) gradient exists at any moment."""
+    order, p, q, _ = plan.forward_gather()
+    ptr = plan.forward_gather_host_ptr()
+    d_out = dy.shape[1]
+    rows_per_chunk = max(16, min(d_out // 4, (1 << 26) // max(1, x.shape[1])) // 16 * 16)
+    picked = torch.empty(plan.nnz, device=x.device, dtype=torch.float32)
+    for r0 in range(0, d_out, rows_per_chunk):
+        r1 = min(r0 + rows_per_chunk, d_out)
+        lo, hi = ptr[r0 // 16], ptr[_cdiv(r1, 16)]
+        if lo == hi:
+            continue
+        block = dy[:, r0:r1].t() @ x
+        picked[lo:hi] = block[(p[lo:hi] - r0).long(), q[lo:hi].long()].float()
+    d_vals = torch.empty_like(picked)
+    d_vals[order] = picked
+    return d_vals
+
+
 # ---------------------------------------------------------------------------------------- launchers
 def _launch_gemm(
     *, a_op: Tensor, b_op: Tensor | None, b_lo: Tensor | None, c: Tensor, bias: Tensor | None,
@@ -258,6 +306,8 @@ def _launch_gemm(
     acc_from_c: bool,
 ) -> None:
     m, n = c.shape
+    if acc_from_c and b_lo is None and lora is None and gather is None and bias is None:
+        return  # nothing to add to the cuBLAS product
     dummy = c  # never dereferenced when the matching flag is off
     if lora is not None:
         l_mat, r_mat, l_scale, stride_rr, stride_rn = lora
@@ -266,7 +316,7 @@ def _launch_gemm(
         l_mat, r_mat, l_scale, stride_rr, stride_rn, r = dummy, dummy, 0.0, 0, 0, 0
     sp_p, sp_q, sp_v, sp_ptr = gather if gather is not None else (dummy,) * 4
     occ_t, s_on, s_ok = occ if occ is not None else (dummy, 0, 0)
-    n16_n, n16_k = triton.cdiv(n, 16), triton.cdiv(k_dim, 16)
+    n16_n, n16_k = _cdiv(n, 16), _cdiv(k_dim, 16)
     split = a_op.dtype != torch.float32
     args = (
         a_op, b_op if b_op is not None else dummy, b_lo if b_lo is not None else dummy, c,
@@ -274,7 +324,7 @@ def _launch_gemm(
         l_mat, r_mat, float(l_scale),
         sp_p, sp_q, sp_v, sp_ptr,
         occ_t, s_on, s_ok, n16_n, n16_k,
-        m, n, k_dim, r, min(triton.next_power_of_2(m), 16384),
+        m, n, k_dim, r, min(_next_pow2(m), 16384),
         a_op.stride(0), stride_bk, stride_bn, c.stride(0), l_mat.stride(0) if lora else 0, stride_rr, stride_rn,
     )
     flags = dict(
@@ -285,7 +335,7 @@ def _launch_gemm(
     )
 
     def grid(meta):
-        return (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)
+        return (_cdiv(m, meta["BM"]) * _cdiv(n, meta["BN"]),)
 
     if acc_from_c or not _autotune():
         cfg = _blocks().epilogue if acc_from_c else _blocks().gemm
@@ -294,8 +344,31 @@ def _launch_gemm(
         _gemm_tuned[grid](*args, **flags)
 
 
-def _base_product(a_op: Tensor, w: Tensor, transpose_w: bool) -> Tensor:
-    return a_op @ (w.t() if transpose_w else w)
+def _product(
+    *, a_op: Tensor, w_main: Tensor, w_lo: Tensor | None, lo_dense: bool, n_cols: int, bias: Tensor | None,
+    transpose_w: bool, lora, gather, occ,
+) -> Tensor:
+    """a_op·W'ᵀ (forward, ``transpose_w``) or a_op·W' (dx) plus the epilogue, W' = w_main (+ w_lo).
+
+    w_lo goes through cuBLAS as a dense product when most tiles hold support entries (``lo_dense``),
+    otherwise through the Triton kernel, which visits only the occupied K blocks."""
+    d_w = w_main.shape[1]
+    stride_bk, stride_bn = (1, d_w) if transpose_w else (d_w, 1)
+    k_dim = a_op.shape[1]
+    lo_kernel = None if lo_dense else w_lo
+    if base_mode() == "cublas":
+        c = a_op @ (w_main.t() if transpose_w else w_main)
+        if lo_dense:
+            c.addmm_(a_op, w_lo.t() if transpose_w else w_lo)
+        _launch_gemm(a_op=a_op, b_op=None, b_lo=lo_kernel, c=c, bias=bias, stride_bk=stride_bk, stride_bn=stride_bn,
+                     k_dim=k_dim, lora=lora, gather=gather, occ=occ, acc_from_c=True)
+    else:
+        c = _alloc(a_op.shape[0], n_cols, like=a_op)
+        _launch_gemm(a_op=a_op, b_op=w_main, b_lo=lo_kernel, c=c, bias=bias, stride_bk=stride_bk,
+                     stride_bn=stride_bn, k_dim=k_dim, lora=lora, gather=gather, occ=occ, acc_from_c=False)
+        if lo_dense:
+            c.addmm_(a_op, w_lo.t() if transpose_w else w_lo)
+    return c
 
 
 # ------------------------------------------------------------------------------------------ forward
@@ -312,7 +385,7 @@ def forward(
         a_mat, b_mat = lora_A.contiguous(), lora_B.contiguous()
         r = a_mat.shape[0]
         v = _alloc(t, r, like=x, dtype=torch.float32)
-        grid = (triton.cdiv(t, blk.shrink_bm), triton.cdiv(r, _r_block(r)))
+        grid = (_cdiv(t, blk.shrink_bm), _cdiv(r, _r_block(r)))
         K.shrink_kernel[grid](
             x, a_mat, v, t, d_in, r, x.stride(0), a_mat.stride(0), v.stride(0),
             BM=blk.shrink_bm, BK=blk.shrink_bk, BR=_r_block(r), PREC=_precision(x.dtype), UPCAST=INTERPRET,
@@ -325,7 +398,7 @@ def forward(
 
     nnz = 0 if sparse_index is None else sparse_index.shape[1]
     mode = sparse_mode(nnz, d_out, d_in)
-    w_main, w_lo, gather, occ = weight, None, None, None
+    w_main, w_lo, lo_dense, gather, occ = weight, None, False, None, None
     if mode != "none":
         plan = plan_for(sparse_index, d_out, d_in)
         if mode == "gather":
@@ -333,18 +406,13 @@ def forward(
             gather = (p, q, sparse_values.float()[order].contiguous(), ptr)
         else:
             w_main, w_lo = _fold_weight(weight, plan, sparse_values)
+            lo_dense = w_lo is not None and plan.occupancy(blk.gemm["BN"], blk.gemm["BK"]) > DENSE_OCCUPANCY
             table = plan.fold()[2]
             occ = (table, table.stride(0), 1)  # GEMM n = row of W, k = column
 
     # y[m, n] = Σ_k x[m, k]·W[n, k]: B_op[k, n] = W[n, k]
-    if base_mode() == "cublas":
-        y = _base_product(x, w_main, transpose_w=True)
-        _launch_gemm(a_op=x, b_op=None, b_lo=w_lo, c=y, bias=bias, stride_bk=1, stride_bn=d_in, k_dim=d_in,
-                     lora=lora_args, gather=gather, occ=occ, acc_from_c=True)
-    else:
-        y = _alloc(t, d_out, like=x)
-        _launch_gemm(a_op=x, b_op=w_main, b_lo=w_lo, c=y, bias=bias, stride_bk=1, stride_bn=d_in, k_dim=d_in,
-                     lora=lora_args, gather=gather, occ=occ, acc_from_c=False)
+    y = _product(a_op=x, w_main=w_main, w_lo=w_lo, lo_dense=lo_dense, n_cols=d_out, bias=bias, transpose_w=True,
+                 lora=lora_args, gather=gather, occ=occ)
     return y, v
 
 
@@ -355,10 +423,10 @@ def _token_reduce(
     """gᵀ·x (r x d) in fp32 with the token dimension split over enough programs to fill the GPU."""
     t, r = g.shape
     d = x.shape[1]
-    n_k, n_r = triton.cdiv(d, blk.a_grad_bk), triton.cdiv(r, _r_block(r))
-    n_split = max(1, min(triton.cdiv(t, blk.a_grad_bt), (2 * _num_sms(x.device)) // max(1, n_k * n_r)))
-    t_per_split = triton.cdiv(triton.cdiv(t, n_split), blk.a_grad_bt) * blk.a_grad_bt
-    n_split = triton.cdiv(t, t_per_split)
+    n_k, n_r = _cdiv(d, blk.a_grad_bk), _cdiv(r, _r_block(r))
+    n_split = max(1, min(_cdiv(t, blk.a_grad_bt), (2 * _num_sms(x.device)) // max(1, n_k * n_r)))
+    t_per_split = _cdiv(_cdiv(t, n_split), blk.a_grad_bt) * blk.a_grad_bt
+    n_split = _cdiv(t, t_per_split)
     part = _alloc(n_split, r, d, like=x, dtype=torch.float32)
     K.lora_a_grad_kernel[(n_k, n_split, n_r)](
         g, x, part, t, d, r, t_per_split, g.stride(0), x.stride(0),
@@ -385,7 +453,7 @@ def backward(
 
     d_a = d_b = d_vals = d_bias = None
     r = lora_A.shape[0] if lora else 0
-    n_mt = triton.cdiv(t, blk.dy_bm)
+    n_mt = _cdiv(t, blk.dy_bm)
     # dB partials cost n_mt·d_out·r fp32; past half a read of dy, a second pass over dy is cheaper.
     fuse_db = lora and 4 * r * n_mt <= t
     gather_vals = mode == "gather"
@@ -399,7 +467,7 @@ def backward(
         dbias_part = _alloc(n_mt, d_out, like=x, dtype=torch.float32) if need_bias else dummy
         dv_part = _alloc(n_mt, nnz, like=x, dtype=torch.float32) if gather_vals else dummy
         rows32, cols32 = (plan.rows32, plan.cols32) if gather_vals else (dummy, dummy)
-        n_r = triton.cdiv(r, _r_block(r)) if lora else 1
+        n_r = _cdiv(r, _r_block(r)) if lora else 1
         K.dy_pass_kernel[(n_mt, n_r)](
             dy, x, b_mat, v if lora else dummy, g, db_part, dbias_part, rows32, cols32, dv_part,
             t, d_out, r, nnz, float(scaling),
@@ -420,28 +488,25 @@ def backward(
         if gather_vals:
             d_vals = dv_part.sum(0).to(sparse_values.dtype)
 
-    w_main, w_lo, gather, occ = weight, None, None, None
+    w_main, w_lo, lo_dense, gather, occ = weight, None, False, None, None
     if mode == "gather":
         order, p, q, ptr = plan.dx_gather()
         gather = (p, q, sparse_values.float()[order].contiguous(), ptr)
     elif mode == "dense":
         w_main, w_lo = _fold_weight(weight, plan, sparse_values)
+        lo_dense = w_lo is not None and plan.occupancy(blk.gemm["BK"], blk.gemm["BN"]) > DENSE_OCCUPANCY
         table = plan.fold()[2]
         occ = (table, 1, table.stride(0))  # GEMM n = column of W, k = row
     lora_args = (g, lora_A.contiguous(), 1.0, lora_A.stride(0), 1) if lora else None  # RMAT = A
     # dx[m, n] = Σ_k dy[m, k]·W[k, n]
-    if base_mode() == "cublas":
-        dx = _base_product(dy, w_main, transpose_w=False)
-        _launch_gemm(a_op=dy, b_op=None, b_lo=w_lo, c=dx, bias=None, stride_bk=d_in, stride_bn=1, k_dim=d_out,
-                     lora=lora_args, gather=gather, occ=occ, acc_from_c=True)
-    else:
-        dx = _alloc(*x.shape, like=x)
-        _launch_gemm(a_op=dy, b_op=w_main, b_lo=w_lo, c=dx, bias=None, stride_bk=d_in, stride_bn=1, k_dim=d_out,
-                     lora=lora_args, gather=gather, occ=occ, acc_from_c=False)
+    dx = _product(a_op=dy, w_main=w_main, w_lo=w_lo, lo_dense=lo_dense, n_cols=d_in, bias=None, transpose_w=False,
+                  lora=lora_args, gather=gather, occ=occ)
 
     if lora:
         d_a = _token_reduce(g, x, blk).to(lora_A.dtype)
-    if mode == "dense":
+    if mode == "dense" and plan.occupancy(blk.sddmm_sb, blk.sddmm_sb) > DENSE_OCCUPANCY:
+        d_vals = _dvalues_by_row_chunks(dy, x, plan).to(sparse_values.dtype)
+    elif mode == "dense":
         order, blk_row, blk_col, blk_ptr, rl, cl = plan.sddmm(blk.sddmm_sb)
         dv_sorted = _alloc(nnz, like=x, dtype=torch.float32)
         K.block_sddmm_kernel[(blk_row.numel(),)](
