@@ -27,13 +27,13 @@ def record_outcome(domain: Domain, outcome: Any, backbone: Any, cfg: FinetuneCon
         TaskScore.from_values(
             t.task.name,
             metric,
-            [s.metrics[metric] for s in t.scores],
+            t.values(metric),
             is_primary=metric == t.task.primary_metric,
             task_version=t.task.version,
             n_samples=t.n_eval,
         )
         for t in outcome.tasks
-        for metric in t.task.metrics
+        for metric in t.reported_metrics
     ]
     first = outcome.tasks[0]
     config = {"finetune": to_dict(cfg), "method": outcome.method, "method_options": list(method_options), "init": backbone.init}

@@ -21,6 +21,7 @@ from zoo.domain import Domain, TaskSpec
 from zoo.errors import UserError
 
 IGNORE = -100
+TRAINED = "@trained"
 
 
 @dataclass
@@ -28,6 +29,9 @@ class SeedScore:
     seed: int
     metrics: dict[str, float]
     train_seconds: float
+    trained: dict[str, float] | None = None
+    """For methods with a post-training step: the score just before it (DSEE stage 1 before pruning,
+    EMoE in expert mode before a dense switch); `metrics` is the score after it."""
 
 
 @dataclass
@@ -41,9 +45,21 @@ class TaskOutcome:
     sparsity: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def values(self, metric: str) -> list[float]:
+        """Per-seed values of `metric` (or of 'metric@trained', the score before the post-training step)."""
+        if metric.endswith(TRAINED):
+            return [s.trained[metric.removesuffix(TRAINED)] for s in self.scores if s.trained]
+        return [s.metrics[metric] for s in self.scores]
+
     def mean_std(self, metric: str) -> tuple[float, float]:
-        values = [s.metrics[metric] for s in self.scores]
+        values = self.values(metric)
         return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    @property
+    def reported_metrics(self) -> list[str]:
+        """The task's metrics, then the same with '@trained' where a post-training step ran."""
+        extra = [m + TRAINED for m in self.task.metrics] if self.scores and self.scores[0].trained else []
+        return [*self.task.metrics, *extra]
 
 
 @dataclass
@@ -58,7 +74,7 @@ class BenchOutcome:
         lines = [f"{self.domain} · model {self.model} · method {self.method}"]
         for t in self.tasks:
             parts = []
-            for metric in t.task.metrics:
+            for metric in t.reported_metrics:
                 mean, std = t.mean_std(metric)
                 parts.append(f"{metric} {mean:.4f} ± {std:.4f}")
             lines.append(f"  {t.task.name} ({len(t.scores)} seed{'s' if len(t.scores) > 1 else ''}, "
@@ -315,7 +331,9 @@ def run_task(
         label = f"{task.name} · {method_name} · seed {seed}"
         train_epochs(model, train_rows, cfg, tok.pad_token_id, seed, cfg.epochs, quiet, label)
         after = getattr(method, "after_training", None)
+        trained = None
         if after is not None:
+            trained = score_task(task, test, test_rows, predict(model, test_rows, tok.pad_token_id), labels)
             model = after(
                 model,
                 mcfg,
@@ -323,7 +341,7 @@ def run_task(
             )
         seconds = time.perf_counter() - t0
         preds = predict(model, test_rows, tok.pad_token_id)
-        scores.append(SeedScore(seed, score_task(task, test, test_rows, preds, labels), seconds))
+        scores.append(SeedScore(seed, score_task(task, test, test_rows, preds, labels), seconds, trained))
         summary = method.trainable_summary(model)
     if save_dir is not None:
         # The last seed's model, in the method's own format (peft adapters save as adapters).

@@ -70,3 +70,19 @@ def test_sequence_classification_on_dna_with_a_decoder(tmp_path: Path) -> None:
     metrics = out.tasks[0].scores[0].metrics
     assert set(metrics) == {"mcc", "accuracy", "macro_f1"}
     assert metrics["accuracy"] > 0.85 and metrics["mcc"] > 0.7, metrics
+
+
+def test_post_training_step_reports_both_scores(ner_dir: Path) -> None:
+    """DSEE: the stage-1 score ('@trained') and the score after pruning + retraining are both kept."""
+    domain = get_domain("biomedical")
+    out = bench(domain, [domain.task("ncbi_disease")], model_ref=None, data=ner_dir, method="dsee",
+                method_options=["r=4", "num_sparse=8", "sparse_init=magnitude", "prune_ratio=0.2"],
+                seeds=[0], overrides=["epochs=2", *SMALL[1:]], quiet=True)
+    t = out.tasks[0]
+    assert t.reported_metrics == ["f1", "precision", "recall", "f1@trained", "precision@trained", "recall@trained"]
+    assert t.sparsity == pytest.approx(0.2, abs=0.01)
+    with leaderboard.connect() as conn:
+        metrics = {m for (m,) in conn.execute("SELECT metric FROM scores WHERE run_id = ?", (out.run_id,))}
+        (sparsity,) = conn.execute("SELECT sparsity FROM runs WHERE run_id = ?", (out.run_id,)).fetchone()
+    assert {"f1", "f1@trained"} <= metrics
+    assert sparsity == pytest.approx(0.2, abs=0.01)
