@@ -377,6 +377,9 @@ def bench(
     out: Path | None = None,
 ) -> BenchOutcome:
     """Fine-tune and score every task over every seed; record one leaderboard run."""
+    from zoo.models import quiet_transformers
+
+    quiet_transformers()
     cfg = build_config(FinetuneConfig, domain.finetune_defaults, config_file, overrides)
     _method(method, method_options)  # validate the method and its options before any work
     if init not in ("pretrained", "random"):

@@ -30,6 +30,15 @@ _FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+def quiet_transformers() -> None:
+    """The zoo reports progress itself: silence transformers' per-load reports, bars and warnings
+    (a pretraining head dropped for a task head, documents longer than model_max_length, …)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def model_class(family: str, head: Head) -> Any:
     import transformers
 

@@ -290,12 +290,9 @@ def pretrain(
         from_model = info.get("from_model")
     from_path = runs.resolve_model(from_model) if from_model is not None else None
 
-    import transformers
+    from zoo.models import quiet_transformers
 
-    # The zoo reports progress itself; transformers' per-save bars and length warnings are noise here
-    # (documents longer than model_max_length are expected: packing cuts them).
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    quiet_transformers()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.train.mixed_precision))
     world, rank = acc.num_processes, acc.process_index
     per_proc, rem = divmod(cfg.train.batch_size, world * cfg.train.grad_accum)
