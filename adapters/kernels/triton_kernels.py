@@ -4,9 +4,11 @@ Notation: the frozen layer is y = x·Wᵀ, LoRA is s·(x·Aᵀ)·Bᵀ and S has 
 
 Every dot accumulates in fp32. ``UPCAST`` is set under ``TRITON_INTERPRET=1``: the interpreter computes
 bf16 ``tl.dot`` on raw bit patterns, so operands are widened to fp32 there (on a GPU they stay in the
-compute dtype to use tensor cores). S never enters a dot at low precision: its fp32 values are split
-into a hi + lo pair of the compute dtype (16 significant bits together) and both halves are multiplied.
-Row offsets are widened to int64 before they are scaled by a stride (T·d may exceed 2³¹).
+compute dtype to use tensor cores). S is never rounded to the compute dtype on its own: a tiny support
+is applied with fp32 FMAs (``sparse_scatter_kernel``), a larger one as the compensated pair
+hi = round(W + S), lo = (W + S) - hi, and fp32 values that must enter a 16-bit dot are split into hi + lo
+halves (16 significant bits together). Row offsets are widened to int64 before they are scaled by a
+stride (T·d may exceed 2³¹).
 """
 
 from __future__ import annotations
@@ -73,14 +75,13 @@ def gemm_kernel(
     # C[M, N] (+)= A_op[M, K]·B_op[K, N] with the LoRA / sparse / bias epilogue.
     A_op, B_op, B_LO, C, BIAS,
     L, RMAT, lora_scale,
-    SP_P, SP_Q, SP_V, SP_PTR,
     OCC, stride_occ_n, stride_occ_k, n16_n, n16_k,
     M, N, K, R, M_BUCKET,
     stride_am, stride_bk, stride_bn, stride_cm, stride_lm, stride_rr, stride_rn,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
-    BR: tl.constexpr, BS: tl.constexpr,
+    BR: tl.constexpr,
     ACC_FROM_C: tl.constexpr, DENSE_B: tl.constexpr, LO_B: tl.constexpr,
-    HAS_LORA: tl.constexpr, GATHER_S: tl.constexpr, HAS_BIAS: tl.constexpr,
+    HAS_LORA: tl.constexpr, HAS_BIAS: tl.constexpr,
     SPLIT: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
 ):
     """One output tile of the forward (A_op = x, B_op = Wᵀ, L = v, RMAT = Bᵀ) or of dx (A_op = dy,
@@ -90,9 +91,6 @@ def gemm_kernel(
     - LO_B: the lo half of W + S, multiplied only on K blocks that hold support entries (queried in the
       2-D prefix-sum table OCC at 16 x 16 granularity, so any BN/BK works).
     - HAS_LORA: acc += (lora_scale·L)·RMAT, r in chunks of BR.
-    - GATHER_S (tiny nnz): the support entries whose output coordinate falls in this tile (sorted,
-      ranges in SP_PTR per 16 outputs) gather A_op[:, q] and meet a one-hot (BS x BN) matrix of their
-      fp32 values, on tensor cores.
     - ACC_FROM_C: start from the tile already in C (cuBLAS computed the base product).
     """
     DT: tl.constexpr = A_op.dtype.element_ty
@@ -168,23 +166,6 @@ def gemm_kernel(
                          mask=mask_r[:, None] & mask_n[None, :], other=0.0)
             acc = tl.dot(_operand(lt, DT, UPCAST), _operand(rt, DT, UPCAST), acc, input_precision=PREC)
 
-    if GATHER_S:
-        n16_lo = pid_n * (BN // 16)
-        n16_hi = min(n16_lo + BN // 16, n16_n)
-        j_lo = tl.load(SP_PTR + n16_lo)
-        j_hi = tl.load(SP_PTR + n16_hi)
-        cols = tl.arange(0, BN)
-        for j in range(j_lo, j_hi, BS):
-            jj = j + tl.arange(0, BS)
-            mask_j = jj < j_hi
-            p = tl.load(SP_P + jj, mask=mask_j, other=-1) - pid_n * BN
-            q = tl.load(SP_Q + jj, mask=mask_j, other=0)
-            val = tl.load(SP_V + jj, mask=mask_j, other=0.0)
-            xg = tl.load(A_op + rm64[:, None] * stride_am + q[None, :], mask=mask_m[:, None] & mask_j[None, :],
-                         other=0.0)
-            onehot = tl.where(p[:, None] == cols[None, :], val[:, None], 0.0)
-            acc = _split_dot(xg, onehot, acc, DT, SPLIT, UPCAST)
-
     if HAS_BIAS:
         acc += tl.load(BIAS + rn, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     tl.store(c_ptrs, acc.to(C.dtype.element_ty), mask=c_mask)
@@ -192,18 +173,16 @@ def gemm_kernel(
 
 @triton.jit
 def dy_pass_kernel(
-    DY, X, BMAT, V, G, DB_PART, DBIAS_PART,
-    SP_R, SP_C, DV_PART,
-    M, N, R, NNZ, lora_scale,
-    stride_dm, stride_xm, stride_bn, stride_vm, stride_gm,
-    BM: tl.constexpr, BN: tl.constexpr, BR: tl.constexpr, BS: tl.constexpr,
-    HAS_LORA: tl.constexpr, FUSE_DB: tl.constexpr, HAS_BIAS: tl.constexpr, GATHER_S: tl.constexpr,
+    DY, BMAT, V, G, DB_PART, DBIAS_PART,
+    M, N, R, lora_scale,
+    stride_dm, stride_bn, stride_vm, stride_gm,
+    BM: tl.constexpr, BN: tl.constexpr, BR: tl.constexpr,
+    HAS_LORA: tl.constexpr, FUSE_DB: tl.constexpr, HAS_BIAS: tl.constexpr,
     PREC: tl.constexpr, UPCAST: tl.constexpr,
 ):
     """One read of a (BM x out) slab of dy gives, for these tokens: g = s·dy·B (complete), this slab's
     share of dB = dyᵀ·v (FUSE_DB, when r is small enough that the partials cost less than re-reading dy)
-    and of dbias (partials summed by the caller: no atomics, deterministic) and, for a tiny support, its
-    share of dvalues[k] = Σ_t dy[t, row_k]·x[t, col_k]."""
+    and of dbias (partials summed by the caller: no atomics, deterministic)."""
     DT: tl.constexpr = DY.dtype.element_ty
     pid_m = tl.program_id(0)
     pid_r = tl.program_id(1)
@@ -235,17 +214,45 @@ def dy_pass_kernel(
                 tl.store(DBIAS_PART + pid_m.to(tl.int64) * N + rn, tl.sum(dy.to(tl.float32), axis=0), mask=mask_n)
     if HAS_LORA:
         tl.store(G + rm64[:, None] * stride_gm + rr[None, :], g * lora_scale, mask=mask_m[:, None] & mask_r[None, :])
-    if GATHER_S:
-        if pid_r == 0:
-            for j in range(0, NNZ, BS):
-                jj = j + tl.arange(0, BS)
-                mask_j = jj < NNZ
-                rows = tl.load(SP_R + jj, mask=mask_j, other=0)
-                cols = tl.load(SP_C + jj, mask=mask_j, other=0)
-                m2 = mask_m[:, None] & mask_j[None, :]
-                dyg = tl.load(DY + rm64[:, None] * stride_dm + rows[None, :], mask=m2, other=0.0).to(tl.float32)
-                xg = tl.load(X + rm64[:, None] * stride_xm + cols[None, :], mask=m2, other=0.0).to(tl.float32)
-                tl.store(DV_PART + pid_m.to(tl.int64) * NNZ + jj, tl.sum(dyg * xg, axis=0), mask=mask_j)
+
+
+@triton.jit
+def sparse_scatter_kernel(
+    A_op, C, OUT_LIST, OUT_PTR, SP_Q, SP_V,
+    X2, DV_PART, M, NNZ, stride_am, stride_cm, stride_x2m,
+    BT: tl.constexpr, BS: tl.constexpr, WITH_DVALUES: tl.constexpr,
+):
+    """The tiny-support term, added in place: C[t, p] += Σ_k val_k·A_op[t, q_k] over the entries whose
+    output coordinate is p (forward: A_op = x, p = row, q = col; dx: A_op = dy, p = col, q = row).
+
+    One program per (token block, distinct output coordinate), entries in CSR order. Products and sums are
+    fp32 on CUDA cores; the values are never rounded. WITH_DVALUES (dx pass) also writes this token block's
+    share of dvalues[k] = Σ_t dy[t, row_k]·x[t, col_k], reusing the dy gather: x[:, p] is one column.
+    """
+    pid_t = tl.program_id(0)
+    pid_o = tl.program_id(1)
+    rt = pid_t * BT + tl.arange(0, BT)
+    mask_t = rt < M
+    rt64 = rt.to(tl.int64)
+    out = tl.load(OUT_LIST + pid_o)
+    j_lo = tl.load(OUT_PTR + pid_o)
+    j_hi = tl.load(OUT_PTR + pid_o + 1)
+    acc = tl.zeros((BT,), dtype=tl.float32)
+    if WITH_DVALUES:
+        x_col = tl.load(X2 + rt64 * stride_x2m + out, mask=mask_t, other=0.0).to(tl.float32)
+    for j in range(j_lo, j_hi, BS):
+        jj = j + tl.arange(0, BS)
+        mask_j = jj < j_hi
+        q = tl.load(SP_Q + jj, mask=mask_j, other=0)
+        val = tl.load(SP_V + jj, mask=mask_j, other=0.0)
+        g = tl.load(A_op + rt64[:, None] * stride_am + q[None, :], mask=mask_t[:, None] & mask_j[None, :],
+                    other=0.0).to(tl.float32)
+        acc += tl.sum(g * val[None, :], axis=1)
+        if WITH_DVALUES:
+            tl.store(DV_PART + pid_t.to(tl.int64) * NNZ + jj, tl.sum(g * x_col[:, None], axis=0), mask=mask_j)
+    c_ptrs = C + rt64 * stride_cm + out
+    c = tl.load(c_ptrs, mask=mask_t, other=0.0).to(tl.float32)
+    tl.store(c_ptrs, (c + acc).to(C.dtype.element_ty), mask=mask_t)
 
 
 @triton.jit

@@ -1,24 +1,27 @@
 """Host side of the Triton sparse-LoRA path: support plans, launch configurations, forward/backward.
 
-Pass structure (T tokens, one unit U = one T x d activation read):
+Passes (T tokens; U = one T x d activation read or write):
 
-forward   shrink      v = x·Aᵀ (fp32)                                             reads x     (1U)
-          gemm        y = x·W'ᵀ + s·v·Bᵀ + bias (+ S)                            the base GEMM
-backward  dy_pass     g = s·dy·B, partial dB / dbias (+ dvalues, tiny support)   reads dy    (1U)
-          gemm        dx = dy·W' + g·A (+ S)                                      the base GEMM
-          a_grad      dA = gᵀ·x                                                   reads x     (1U)
+forward   shrink      v = x·Aᵀ (fp32)                                          reads x (1U)
+          base        y = x·W'ᵀ (cuBLAS by default, or a Triton GEMM)
+          epilogue    y += s·v·Bᵀ + bias (+ lo of W + S)   in place: 2U with cuBLAS, fused with Triton
+          scatter     y[:, row] += Σ val·x[:, col]        tiny support only
+backward  dy_pass     g = s·dy·B, partial dB and dbias                         reads dy (1U)
+          base        dx = dy·W', then the epilogue dx += g·A (+ lo) and the scatter (+ dvalues)
+          a_grad      dA = gᵀ·x                                                reads x (1U)
 
 S is handled one of two ways, by support size:
-- ``gather`` (tiny support, DSEE's 16-128 entries): entries are sorted by output coordinate and met in
-  the GEMM epilogue of the tile that owns them (gather + one-hot tensor-core product); dvalues come from
-  the dy pass. Exact: S stays fp32 (hi + lo halves in the dot), W is untouched.
+- ``gather`` (tiny support, DSEE's 16-128 entries): a scatter kernel adds Σ val·x[:, col] into each
+  touched column of y (and Σ val·dy[:, row] into dx, computing dvalues from the same dy gather), in fp32
+  on CUDA cores. Exact: S stays fp32 and W is untouched.
 - ``dense`` (larger supports): W' = W + S is formed as a compensated pair hi = round(W + S),
   lo = (W + S) - hi, so an S entry far below one ulp of W still reaches the output. hi replaces W in the
-  base GEMM; lo is multiplied only on K blocks that hold support entries. dvalues come from a block
-  SDDMM over the occupied blocks of S (never a dense dS).
+  base product; lo is multiplied by Triton on the occupied K blocks only, or by cuBLAS as a dense product
+  when most tiles are occupied (DENSE_OCCUPANCY). dvalues come from a block SDDMM over occupied blocks,
+  or from dyᵀ·x one block of rows at a time on cuBLAS; never a full dense dS.
 
-``base="cublas"`` keeps the base product in cuBLAS (torch.matmul) and runs the rest as an in-place
-epilogue kernel over its output: two extra passes over y, but cuBLAS's GEMM.
+Host overhead matters: at 8192 x 4096 x 4096 an H200 finishes a layer's GPU work (~0.9 ms) faster than
+Python issues it, so launches are kept few and helpers avoid triton's constexpr wrappers.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class _Blocks:
     sddmm_sb: int
     sddmm_bt: int
     bs: int
+    scatter_bt: int
     warps: dict = field(default_factory=dict)
 
 
@@ -69,15 +73,15 @@ _INTERP_BLOCKS = _Blocks(
     gemm={"BM": 16, "BN": 32, "BK": 16, "GROUP_M": 2},
     epilogue={"BM": 16, "BN": 32, "BK": 16, "GROUP_M": 2},
     shrink_bm=16, shrink_bk=16, dy_bm=16, dy_bn=32, a_grad_bt=16, a_grad_bk=32,
-    sddmm_sb=16, sddmm_bt=16, bs=16,
+    sddmm_sb=16, sddmm_bt=16, bs=16, scatter_bt=16,
 )
 # Hopper-class defaults (H100/H200); Ampere runs them too.
 _GPU_BLOCKS = _Blocks(
     gemm={"BM": 128, "BN": 256, "BK": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3},
     epilogue={"BM": 64, "BN": 256, "BK": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3},
     shrink_bm=64, shrink_bk=128, dy_bm=64, dy_bn=128, a_grad_bt=64, a_grad_bk=128,
-    sddmm_sb=128, sddmm_bt=64, bs=16,
-    warps={"shrink": (4, 3), "dy": (8, 3), "a_grad": (8, 3), "sddmm": (8, 3)},
+    sddmm_sb=128, sddmm_bt=64, bs=16, scatter_bt=128,
+    warps={"shrink": (4, 3), "dy": (8, 3), "a_grad": (8, 3), "sddmm": (8, 3), "scatter": (4, 1)},
 )
 _GEMM_TUNING = [
     triton.Config({"BM": 128, "BN": 256, "BK": 64, "GROUP_M": 8}, num_warps=8, num_stages=3),
@@ -86,7 +90,7 @@ _GEMM_TUNING = [
 ]
 # Small on purpose: tuned once per (shape bucket, variant), a few configs keep first calls cheap.
 _gemm_tuned = triton.autotune(
-    configs=_GEMM_TUNING, key=["M_BUCKET", "N", "K", "HAS_LORA", "GATHER_S", "LO_B", "BR"]
+    configs=_GEMM_TUNING, key=["M_BUCKET", "N", "K", "HAS_LORA", "LO_B", "BR"]
 )(K.gemm_kernel)
 
 
@@ -173,11 +177,17 @@ class SparsePlan:
         self._parts: dict[str, object] = {}
 
     def _by_output(self, out_coord: Tensor, in_coord: Tensor, n_out: int, n_in: int):
+        """Entries in CSR order of ``out_coord``: (order, p, q, ptr per 16 outputs, distinct outputs,
+        their entry ranges)."""
         order = torch.argsort(out_coord * n_in + in_coord)
         p = out_coord[order]
         starts = torch.arange(0, _cdiv(n_out, 16) + 1, device=p.device, dtype=torch.int64) * 16
         ptr = torch.searchsorted(p, starts).to(torch.int32)
-        return order, p.to(torch.int32), in_coord[order].to(torch.int32), ptr
+        outs, counts = torch.unique_consecutive(p, return_counts=True)
+        out_ptr = torch.zeros(outs.numel() + 1, device=p.device, dtype=torch.int64)
+        out_ptr[1:] = counts.cumsum(0)
+        return (order, p.to(torch.int32), in_coord[order].to(torch.int32), ptr, outs.to(torch.int32),
+                out_ptr.to(torch.int32))
 
     def forward_gather(self):
         """Entries sorted by output row of y (forward epilogue)."""
@@ -279,7 +289,7 @@ def _fold_weight(weight: Tensor, plan: SparsePlan, values: Tensor) -> tuple[Tens
 def _dvalues_by_row_chunks(dy: Tensor, x: Tensor, plan: SparsePlan) -> Tensor:
     """dvalues when S touches most tiles: (dyᵀ·x) one block of rows at a time on cuBLAS, and the support
     entries picked from it. At most a quarter of the (out, in) gradient exists at any moment."""
-    order, p, q, _ = plan.forward_gather()
+    order, p, q = plan.forward_gather()[:3]
     ptr = plan.forward_gather_host_ptr()
     d_out = dy.shape[1]
     rows_per_chunk = max(16, min(d_out // 4, (1 << 26) // max(1, x.shape[1])) // 16 * 16)
@@ -301,12 +311,11 @@ def _launch_gemm(
     *, a_op: Tensor, b_op: Tensor | None, b_lo: Tensor | None, c: Tensor, bias: Tensor | None,
     stride_bk: int, stride_bn: int, k_dim: int,
     lora: tuple[Tensor, Tensor, float, int, int] | None,
-    gather: tuple[Tensor, Tensor, Tensor, Tensor] | None,
     occ: tuple[Tensor, int, int] | None,
     acc_from_c: bool,
 ) -> None:
     m, n = c.shape
-    if acc_from_c and b_lo is None and lora is None and gather is None and bias is None:
+    if acc_from_c and b_lo is None and lora is None and bias is None:
         return  # nothing to add to the cuBLAS product
     dummy = c  # never dereferenced when the matching flag is off
     if lora is not None:
@@ -314,7 +323,6 @@ def _launch_gemm(
         r = l_mat.shape[1]
     else:
         l_mat, r_mat, l_scale, stride_rr, stride_rn, r = dummy, dummy, 0.0, 0, 0, 0
-    sp_p, sp_q, sp_v, sp_ptr = gather if gather is not None else (dummy,) * 4
     occ_t, s_on, s_ok = occ if occ is not None else (dummy, 0, 0)
     n16_n, n16_k = _cdiv(n, 16), _cdiv(k_dim, 16)
     split = a_op.dtype != torch.float32
@@ -322,15 +330,14 @@ def _launch_gemm(
         a_op, b_op if b_op is not None else dummy, b_lo if b_lo is not None else dummy, c,
         bias if bias is not None else dummy,
         l_mat, r_mat, float(l_scale),
-        sp_p, sp_q, sp_v, sp_ptr,
         occ_t, s_on, s_ok, n16_n, n16_k,
         m, n, k_dim, r, min(_next_pow2(m), 16384),
         a_op.stride(0), stride_bk, stride_bn, c.stride(0), l_mat.stride(0) if lora else 0, stride_rr, stride_rn,
     )
     flags = dict(
-        BR=_r_block(r), BS=_blocks().bs,
+        BR=_r_block(r),
         ACC_FROM_C=acc_from_c, DENSE_B=b_op is not None, LO_B=b_lo is not None,
-        HAS_LORA=lora is not None, GATHER_S=gather is not None, HAS_BIAS=bias is not None,
+        HAS_LORA=lora is not None, HAS_BIAS=bias is not None,
         SPLIT=split, PREC=_precision(a_op.dtype), UPCAST=INTERPRET,
     )
 
@@ -346,7 +353,7 @@ def _launch_gemm(
 
 def _product(
     *, a_op: Tensor, w_main: Tensor, w_lo: Tensor | None, lo_dense: bool, n_cols: int, bias: Tensor | None,
-    transpose_w: bool, lora, gather, occ,
+    transpose_w: bool, lora, occ,
 ) -> Tensor:
     """a_op·W'ᵀ (forward, ``transpose_w``) or a_op·W' (dx) plus the epilogue, W' = w_main (+ w_lo).
 
@@ -361,11 +368,11 @@ def _product(
         if lo_dense:
             c.addmm_(a_op, w_lo.t() if transpose_w else w_lo)
         _launch_gemm(a_op=a_op, b_op=None, b_lo=lo_kernel, c=c, bias=bias, stride_bk=stride_bk, stride_bn=stride_bn,
-                     k_dim=k_dim, lora=lora, gather=gather, occ=occ, acc_from_c=True)
+                     k_dim=k_dim, lora=lora, occ=occ, acc_from_c=True)
     else:
         c = _alloc(a_op.shape[0], n_cols, like=a_op)
         _launch_gemm(a_op=a_op, b_op=w_main, b_lo=lo_kernel, c=c, bias=bias, stride_bk=stride_bk,
-                     stride_bn=stride_bn, k_dim=k_dim, lora=lora, gather=gather, occ=occ, acc_from_c=False)
+                     stride_bn=stride_bn, k_dim=k_dim, lora=lora, occ=occ, acc_from_c=False)
         if lo_dense:
             c.addmm_(a_op, w_lo.t() if transpose_w else w_lo)
     return c
@@ -398,22 +405,41 @@ def forward(
 
     nnz = 0 if sparse_index is None else sparse_index.shape[1]
     mode = sparse_mode(nnz, d_out, d_in)
-    w_main, w_lo, lo_dense, gather, occ = weight, None, False, None, None
-    if mode != "none":
+    w_main, w_lo, lo_dense, occ = weight, None, False, None
+    if mode == "dense":
         plan = plan_for(sparse_index, d_out, d_in)
-        if mode == "gather":
-            order, p, q, ptr = plan.forward_gather()
-            gather = (p, q, sparse_values.float()[order].contiguous(), ptr)
-        else:
-            w_main, w_lo = _fold_weight(weight, plan, sparse_values)
-            lo_dense = w_lo is not None and plan.occupancy(blk.gemm["BN"], blk.gemm["BK"]) > DENSE_OCCUPANCY
-            table = plan.fold()[2]
-            occ = (table, table.stride(0), 1)  # GEMM n = row of W, k = column
+        w_main, w_lo = _fold_weight(weight, plan, sparse_values)
+        lo_dense = w_lo is not None and plan.occupancy(blk.gemm["BN"], blk.gemm["BK"]) > DENSE_OCCUPANCY
+        table = plan.fold()[2]
+        occ = (table, table.stride(0), 1)  # GEMM n = row of W, k = column
 
     # y[m, n] = Σ_k x[m, k]·W[n, k]: B_op[k, n] = W[n, k]
     y = _product(a_op=x, w_main=w_main, w_lo=w_lo, lo_dense=lo_dense, n_cols=d_out, bias=bias, transpose_w=True,
-                 lora=lora_args, gather=gather, occ=occ)
+                 lora=lora_args, occ=occ)
+    if mode == "gather":
+        order, _, q, _, outs, out_ptr = plan_for(sparse_index, d_out, d_in).forward_gather()
+        _scatter(x, y, outs, out_ptr, q, sparse_values.float()[order], blk)
     return y, v
+
+
+def _scatter(
+    a_op: Tensor, c: Tensor, outs: Tensor, out_ptr: Tensor, q: Tensor, vals_sorted: Tensor, blk: _Blocks,
+    x_for_dvalues: Tensor | None = None,
+) -> Tensor | None:
+    """c[:, p] += Σ val·a_op[:, q] for the tiny support (in place); with ``x_for_dvalues`` also returns
+    dvalues in the same (CSR) order."""
+    t = a_op.shape[0]
+    n_t = _cdiv(t, blk.scatter_bt)
+    nnz = q.numel()
+    with_dv = x_for_dvalues is not None
+    dv_part = _alloc(n_t, nnz, like=a_op, dtype=torch.float32) if with_dv else c
+    x2 = x_for_dvalues if with_dv else a_op
+    K.sparse_scatter_kernel[(n_t, outs.numel())](
+        a_op, c, outs, out_ptr, q, vals_sorted.contiguous(), x2, dv_part, t, nnz,
+        a_op.stride(0), c.stride(0), x2.stride(0),
+        BT=blk.scatter_bt, BS=blk.bs, WITH_DVALUES=with_dv, **_kw("scatter"),
+    )
+    return dv_part.sum(0) if with_dv else None
 
 
 # ----------------------------------------------------------------------------------------- backward
@@ -456,25 +482,21 @@ def backward(
     n_mt = _cdiv(t, blk.dy_bm)
     # dB partials cost n_mt·d_out·r fp32; past half a read of dy, a second pass over dy is cheaper.
     fuse_db = lora and 4 * r * n_mt <= t
-    gather_vals = mode == "gather"
     g = torch.empty(0, device=x.device, dtype=torch.float32)
-    if lora or need_bias or gather_vals:
+    if lora or need_bias:
         dummy = torch.empty(0, device=x.device, dtype=torch.float32)
         b_mat = lora_B.contiguous() if lora else dummy
         if lora:
             g = _alloc(t, r, like=x, dtype=torch.float32)
         db_part = _alloc(n_mt, d_out, r, like=x, dtype=torch.float32) if fuse_db else dummy
         dbias_part = _alloc(n_mt, d_out, like=x, dtype=torch.float32) if need_bias else dummy
-        dv_part = _alloc(n_mt, nnz, like=x, dtype=torch.float32) if gather_vals else dummy
-        rows32, cols32 = (plan.rows32, plan.cols32) if gather_vals else (dummy, dummy)
         n_r = _cdiv(r, _r_block(r)) if lora else 1
         K.dy_pass_kernel[(n_mt, n_r)](
-            dy, x, b_mat, v if lora else dummy, g, db_part, dbias_part, rows32, cols32, dv_part,
-            t, d_out, r, nnz, float(scaling),
-            dy.stride(0), x.stride(0), b_mat.stride(0) if lora else 0, v.stride(0) if lora else 0,
-            g.stride(0) if lora else 0,
-            BM=blk.dy_bm, BN=blk.dy_bn, BR=_r_block(max(r, 1)), BS=blk.bs,
-            HAS_LORA=lora, FUSE_DB=fuse_db, HAS_BIAS=need_bias, GATHER_S=gather_vals, PREC=prec, UPCAST=INTERPRET,
+            dy, b_mat, v if lora else dummy, g, db_part, dbias_part,
+            t, d_out, r, float(scaling),
+            dy.stride(0), b_mat.stride(0) if lora else 0, v.stride(0) if lora else 0, g.stride(0) if lora else 0,
+            BM=blk.dy_bm, BN=blk.dy_bn, BR=_r_block(max(r, 1)),
+            HAS_LORA=lora, FUSE_DB=fuse_db, HAS_BIAS=need_bias, PREC=prec, UPCAST=INTERPRET,
             **_kw("dy"),
         )
         if lora:
@@ -485,14 +507,9 @@ def backward(
             d_b = (d_b * scaling).to(lora_B.dtype)
         if need_bias:
             d_bias = dbias_part.sum(0)
-        if gather_vals:
-            d_vals = dv_part.sum(0).to(sparse_values.dtype)
 
-    w_main, w_lo, lo_dense, gather, occ = weight, None, False, None, None
-    if mode == "gather":
-        order, p, q, ptr = plan.dx_gather()
-        gather = (p, q, sparse_values.float()[order].contiguous(), ptr)
-    elif mode == "dense":
+    w_main, w_lo, lo_dense, occ = weight, None, False, None
+    if mode == "dense":
         w_main, w_lo = _fold_weight(weight, plan, sparse_values)
         lo_dense = w_lo is not None and plan.occupancy(blk.gemm["BK"], blk.gemm["BN"]) > DENSE_OCCUPANCY
         table = plan.fold()[2]
@@ -500,7 +517,13 @@ def backward(
     lora_args = (g, lora_A.contiguous(), 1.0, lora_A.stride(0), 1) if lora else None  # RMAT = A
     # dx[m, n] = Σ_k dy[m, k]·W[k, n]
     dx = _product(a_op=dy, w_main=w_main, w_lo=w_lo, lo_dense=lo_dense, n_cols=d_in, bias=None, transpose_w=False,
-                  lora=lora_args, gather=gather, occ=occ)
+                  lora=lora_args, occ=occ)
+    if mode == "gather":
+        order, _, q, _, outs, out_ptr = plan.dx_gather()
+        dv_sorted = _scatter(dy, dx, outs, out_ptr, q, sparse_values.float()[order], blk, x_for_dvalues=x)
+        d_vals = torch.empty_like(dv_sorted)
+        d_vals[order] = dv_sorted
+        d_vals = d_vals.to(sparse_values.dtype)
 
     if lora:
         d_a = _token_reduce(g, x, blk).to(lora_A.dtype)
