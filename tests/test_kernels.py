@@ -6,13 +6,21 @@ runs several programs with masked edges; every buffer a kernel writes is first f
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of the kernels
-
 import pytest
 import torch
 
-from zoo.adapters.kernels import backend_for, sparse_lora_linear, sparse_lora_linear_reference
-from zoo.adapters.kernels import triton_kernels, triton_sparse_lora
+# triton.jit picks the interpreter when a kernel is decorated, so the kernels are imported with
+# TRITON_INTERPRET=1; the variable is then restored so that other test modules keep the fast torch
+# reference on CPU, and set again around each test here.
+_previous = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+from zoo.adapters.kernels import triton_kernels, triton_sparse_lora  # noqa: E402
+from zoo.adapters.kernels import backend_for, sparse_lora_linear, sparse_lora_linear_reference  # noqa: E402
+
+if _previous is None:
+    del os.environ["TRITON_INTERPRET"]
+else:
+    os.environ["TRITON_INTERPRET"] = _previous
 
 # Max error relative to the largest reference magnitude (outputs are rounded once to the dtype; the
 # interpreter truncates fp32 -> bf16 instead of rounding, hence the wider bf16 band).
@@ -20,7 +28,8 @@ TOL = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}
 
 
 @pytest.fixture(autouse=True)
-def _poison(monkeypatch):
+def _interpreted_and_poisoned(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(triton_sparse_lora, "POISON_OUTPUTS", True)
 
 
@@ -86,8 +95,11 @@ def _compare(lead, d_in, d_out, r, nnz, dtype, seed=0, scaling=0.75, bias=True):
         _check(g, gr, dtype, name)
 
 
-def test_cpu_tensors_take_the_interpreted_triton_path():
+def test_cpu_tensors_take_the_interpreted_triton_path(monkeypatch):
     assert backend_for(torch.zeros(2, 3)) == "triton"
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert backend_for(torch.zeros(2, 3)) == "reference"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert backend_for(torch.zeros(2, 3, dtype=torch.float64)) == "reference"
     assert type(triton_kernels.gemm_kernel).__name__ == "InterpretedFunction"
 

@@ -2,13 +2,31 @@
 
 import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before anything imports the Triton kernels
-
 import pytest
 import torch
 from torch import nn
 
-from zoo.adapters.kernels import SparseLoRALinear, sparse_lora_linear, sparse_lora_linear_reference
+# As in test_kernels.py: decorate the kernels for the interpreter, then restore the variable so that
+# other modules keep the torch reference; each test here runs with it set (fp32 layers use the kernels).
+_previous = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+try:
+    import triton  # noqa: F401
+
+    from zoo.adapters.kernels import triton_sparse_lora  # noqa: F401
+except ImportError:  # CPU install without triton: the layer still works on the reference
+    pass
+from zoo.adapters.kernels import SparseLoRALinear, sparse_lora_linear, sparse_lora_linear_reference  # noqa: E402
+
+if _previous is None:
+    del os.environ["TRITON_INTERPRET"]
+else:
+    os.environ["TRITON_INTERPRET"] = _previous
+
+
+@pytest.fixture(autouse=True)
+def _interpreted(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 def _support(d_out: int, d_in: int, nnz: int, gen: torch.Generator) -> torch.Tensor:
@@ -140,5 +158,7 @@ def test_bad_shapes_raise_clear_errors():
         sparse_lora_linear(torch.randn(2, 5), w, None, None, None, 1.0, None, None)
     with pytest.raises(ValueError, match="lora_A and lora_B"):
         sparse_lora_linear(torch.randn(2, 3), w, None, torch.randn(1, 3), None, 1.0, None, None)
+    with pytest.raises(ValueError, match="must be frozen"):
+        sparse_lora_linear(torch.randn(2, 3), w.requires_grad_(), None, None, None, 1.0, None, None)
     with pytest.raises(ValueError, match="out of range"):
         SparseLoRALinear(3, 4, 1, 1.0, sparse_index=torch.tensor([[4], [0]]))

@@ -226,6 +226,8 @@ def sparse_lora_linear(
     own dtype (normally fp32) and is accumulated in fp32, never folded into a low-precision W.
     """
     _check_shapes(x, weight, bias, lora_A, lora_B, sparse_index, sparse_values)
+    if weight.requires_grad and torch.is_grad_enabled():
+        raise ValueError("weight must be frozen (requires_grad=False): sparse_lora_linear computes no dW")
     device_type = x.device.type
     if torch.is_autocast_enabled(device_type):
         # Autocast the dense operands like F.linear would, but keep S in its own (fp32) dtype.

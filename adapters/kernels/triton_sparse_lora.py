@@ -190,13 +190,13 @@ class SparsePlan:
                 out_ptr.to(torch.int32))
 
     def forward_gather(self):
-        """Entries sorted by output row of y (forward epilogue)."""
+        """Entries in CSR order of rows of W, i.e. columns of y (forward scatter, row-chunked dvalues)."""
         if "fg" not in self._parts:
             self._parts["fg"] = self._by_output(self._rows, self._cols, self.d_out, self.d_in)
         return self._parts["fg"]
 
     def dx_gather(self):
-        """Entries sorted by column of W, i.e. output column of dx (backward epilogue)."""
+        """Entries in CSR order of columns of W, i.e. columns of dx (backward scatter)."""
         if "dg" not in self._parts:
             self._parts["dg"] = self._by_output(self._cols, self._rows, self.d_in, self.d_out)
         return self._parts["dg"]
