@@ -79,6 +79,11 @@ class BenchOutcome:
                 parts.append(f"{metric} {mean:.4f} ± {std:.4f}")
             lines.append(f"  {t.task.name} ({len(t.scores)} seed{'s' if len(t.scores) > 1 else ''}, "
                          f"{t.trainable_params:,} trainable params): " + ", ".join(parts))
+            facts = {"sparsity": t.sparsity, **t.extra}
+            shown = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in facts.items()
+                     if v is not None and isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if shown:
+                lines.append("    " + ", ".join(shown))
         if self.run_id:
             lines.append(f"recorded on the leaderboard as {self.run_id}")
         return "\n".join(lines)
