@@ -9,47 +9,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import transformers
+from tiny_models import out, tiny_bert
+from tiny_models import tiny_llama as _tiny_llama
 from zoo.adapters import emoe
 
 from zoo.errors import UserError
 
 
-def tiny_bert(seed: int = 0) -> transformers.BertForSequenceClassification:
-    cfg = transformers.BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=3,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(seed)
-    return transformers.BertForSequenceClassification(cfg).eval()
-
-
-def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
-    cfg = transformers.LlamaConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(cfg).eval()
-
-
-IDS = torch.randint(1, 99, (2, 7), generator=torch.Generator().manual_seed(1))
-
-
-@torch.no_grad()
-def out(model: torch.nn.Module) -> torch.Tensor:
-    return model(input_ids=IDS).logits
+def tiny_llama(seed: int = 0) -> transformers.PreTrainedModel:
+    return _tiny_llama(seed, causal_lm=True)
 
 
 @pytest.mark.parametrize("make", [tiny_bert, tiny_llama])

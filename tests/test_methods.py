@@ -9,44 +9,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import transformers
+from tiny_models import tiny_bert, tiny_llama
 from zoo.adapters import dsee, emoe
 from zoo.adapters.methods import get_method, method_names
 
 from zoo.config import parse_override, set_key
 from zoo.errors import UserError
-
-
-def tiny_bert() -> transformers.BertForSequenceClassification:
-    cfg = transformers.BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=3,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(0)
-    return transformers.BertForSequenceClassification(cfg).eval()
-
-
-def tiny_llama() -> transformers.LlamaForSequenceClassification:
-    cfg = transformers.LlamaConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=32,
-        num_labels=3,
-        pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForSequenceClassification(cfg).eval()
-
 
 IDS = torch.randint(1, 99, (2, 7), generator=torch.Generator().manual_seed(1))
 
