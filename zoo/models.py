@@ -32,9 +32,13 @@ _FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
 
 def quiet_transformers() -> None:
     """The zoo reports progress itself: silence transformers' per-load reports, bars and warnings
-    (a pretraining head dropped for a task head, documents longer than model_max_length, …)."""
+    (a pretraining head dropped for a task head, documents longer than model_max_length, …) and
+    accelerate's note that tied embeddings are saved once."""
+    import logging
+
     import transformers
 
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
