@@ -10,6 +10,27 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+
+def _import_triton_interpretable() -> None:
+    """triton.jit picks the interpreter when a function is decorated, and triton.language's own jit
+    helpers are decorated when triton is first imported — which torch may do in any earlier test.
+    Import triton once with TRITON_INTERPRET=1 so the CPU kernel tests can interpret it, then restore
+    the variable so every other test keeps the plain-torch CPU path."""
+    previous = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        import triton.language  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        if previous is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = previous
+
+
+_import_triton_interpretable()
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("ZOO_DATA_ROOT", ROOT.parent / "shared" / "data"))
 
