@@ -26,9 +26,7 @@ from zoo import run as runs
 from zoo.config import PretrainConfig, save_yaml, to_dict
 from zoo.domain import Domain
 from zoo.errors import UserError
-from zoo.objectives import token_loss_sum
-
-IGNORE = -100
+from zoo.objectives import IGNORE, token_loss_sum
 
 
 @dataclass
@@ -326,6 +324,7 @@ def pretrain(
                 from_model=str(from_path) if from_path else None,
                 parameters=n_params,
                 documents=data.documents,
+                train_tokens=data.tokens,
                 train_blocks=len(data.train),
                 eval_blocks=len(data.eval),
                 created_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
