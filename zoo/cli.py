@@ -28,6 +28,10 @@ app.add_typer(tokenizer_app, name="tokenizer")
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides as section.key=value, e.g. train.lr=3e-4.", show_default=False)]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML config (sections: see the saved config.yaml of any run).")]
 Out = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/<domain>-<verb>-<time>).")]
+FinetuneOverrides = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Fine-tuning overrides key=value: epochs, lr, batch_size, max_length, max_train_examples, …", show_default=False),
+]
 
 
 def _echo(text: str) -> None:
@@ -141,12 +145,12 @@ def finetune_cmd(
     data: Annotated[Optional[Path], typer.Option("--data", help="Task data dir (with train/dev/test files) or its parent (default: embedded sample).")] = None,
     method: Annotated[str, typer.Option("--method", help="Tuning method: full, lora, dsee, emoe.")] = "full",
     method_config: Annotated[Optional[list[str]], typer.Option("--method-config", help="Method option key=value (repeatable), e.g. r=16.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Fine-tuning seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="First fine-tuning seed.")] = 0,
     seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds, starting at --seed (mean ± std is recorded).")] = 1,
     init: Annotated[str, typer.Option("--init", help="'pretrained' weights of --from, or 'random': same architecture and tokenizer, fresh weights.")] = "pretrained",
-    overrides: Overrides = None,
+    overrides: FinetuneOverrides = None,
     config: ConfigFile = None,
-    out: Out = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Save the fine-tuned model (of the last seed) in this directory.")] = None,
     record: Annotated[bool, typer.Option("--record/--no-record", help="Write the score to the leaderboard.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -184,7 +188,7 @@ def bench_cmd(
     method: Annotated[str, typer.Option("--method", help="Tuning method: full, lora, dsee, emoe.")] = "full",
     method_config: Annotated[Optional[list[str]], typer.Option("--method-config", help="Method option key=value (repeatable).")] = None,
     init: Annotated[str, typer.Option("--init", help="'pretrained' weights of --model, or 'random': same architecture and tokenizer, fresh weights.")] = "pretrained",
-    overrides: Overrides = None,
+    overrides: FinetuneOverrides = None,
     config: ConfigFile = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
