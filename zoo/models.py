@@ -35,9 +35,12 @@ def quiet_transformers() -> None:
     (a pretraining head dropped for a task head, documents longer than model_max_length, …) and
     accelerate's note that tied embeddings are saved once."""
     import logging
+    import warnings
 
     import transformers
 
+    # Deprecation notices raised inside transformers/peft about their own APIs are not actionable here.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
