@@ -267,7 +267,7 @@ def predict(model: Any, rows: list[dict[str, Any]], pad_id: int, batch_size: int
     return out
 
 
-def score_task(task: TaskSpec, examples: Sequence[Any], rows: list[dict[str, Any]], preds: list[Any], labels: list[str]) -> dict[str, float]:
+def score_task(task: TaskSpec, examples: Sequence[Any], preds: list[Any], labels: list[str]) -> dict[str, float]:
     from zoo.benchmarks.metrics import compute
 
     if task.type == "token_classification":
@@ -338,15 +338,15 @@ def run_task(
         after = getattr(method, "after_training", None)
         trained = None
         if after is not None:
-            trained = score_task(task, test, test_rows, predict(model, test_rows, tok.pad_token_id), labels)
+            trained = score_task(task, test, predict(model, test_rows, tok.pad_token_id), labels)
             model = after(
                 model,
                 mcfg,
-                lambda m: train_epochs(m, train_rows, cfg, tok.pad_token_id, seed + 1, cfg.epochs, quiet, label + " · retrain") or m,
+                lambda m: train_epochs(m, train_rows, cfg, tok.pad_token_id, seed + 1, cfg.epochs, quiet, label + " · retrain"),
             )
         seconds = time.perf_counter() - t0
         preds = predict(model, test_rows, tok.pad_token_id)
-        scores.append(SeedScore(seed, score_task(task, test, test_rows, preds, labels), seconds, trained))
+        scores.append(SeedScore(seed, score_task(task, test, preds, labels), seconds, trained))
         summary = method.trainable_summary(model)
     if save_dir is not None:
         # The last seed's model, in the method's own format (peft adapters save as adapters).

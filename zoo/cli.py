@@ -133,10 +133,6 @@ def pretrain_cmd(
     )
 
 
-def _method_options(method_config: Optional[list[str]]) -> list[str]:
-    return list(method_config or [])
-
-
 @app.command("finetune")
 def finetune_cmd(
     domain: Annotated[str, typer.Argument(help="Domain name.")],
@@ -166,7 +162,7 @@ def finetune_cmd(
         model_ref=from_model,
         data=data,
         method=method,
-        method_options=_method_options(method_config),
+        method_options=list(method_config or []),
         seeds=list(range(seed, seed + seeds)),
         overrides=list(overrides or []),
         config_file=config,
@@ -206,7 +202,7 @@ def bench_cmd(
         model_ref=model,
         data=data,
         method=method,
-        method_options=_method_options(method_config),
+        method_options=list(method_config or []),
         seeds=list(range(seeds)),
         overrides=list(overrides or []),
         config_file=config,
