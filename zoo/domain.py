@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-ModelFamily = Literal["bert", "llama", "electra", "longformer", "t5"]
-TaskType = Literal["token_classification", "sequence_classification", "multiple_choice", "node_classification"]
+IGNORE = -100
+"""Label id every loss skips (the HF convention): padding, unscored sub-tokens, unmasked tokens. One
+constant for objectives and task kinds; here because this module is torch-free like the kinds' loaders."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture family and its default (embedded-default-sized) HF config kwargs."""
+    """Architecture family (a `zoo.families` name) and its default (embedded-default-sized) HF config kwargs."""
 
-    family: ModelFamily
+    family: str
     config: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -39,16 +40,21 @@ class CorpusSpec:
 class TaskSpec:
     """A benchmark task: its real file format, its splits and its metrics (primary metric first).
 
+    `type` is a task kind (`zoo.task_kinds`: token_classification, sequence_classification, …).
     `format` is a built-in loader ('iob', 'csv', 'pubmedqa') or 'pkg.mod:func'; `options` go to it
     (e.g. text/label column names). `splits` maps split name to a file name inside the task's data dir.
+    `metric_options` go to the metric (e.g. pos_label, average), checked against the kind at load time.
     """
 
     name: str
-    type: TaskType
+    type: str
     format: str
     metrics: tuple[str, ...]
-    splits: Mapping[str, str] = field(default_factory=lambda: {"train": "train", "dev": "dev", "test": "test"})
+    splits: Mapping[str, str] = field(
+        default_factory=lambda: {"train": "train", "dev": "dev", "test": "test"}
+    )
     options: Mapping[str, Any] = field(default_factory=dict)
+    metric_options: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
     version: str = "1"
 
@@ -87,7 +93,9 @@ class Domain:
         for t in self.tasks:
             if t.name == name:
                 return t
-        raise UserError(f"unknown task '{name}' for domain '{self.name}'{did_you_mean(name, [t.name for t in self.tasks])}")
+        raise UserError(
+            f"unknown task '{name}' for domain '{self.name}'{did_you_mean(name, [t.name for t in self.tasks])}"
+        )
 
     @property
     def sample_corpus(self) -> Path:

@@ -17,27 +17,62 @@ resumed run replays the exact batches.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from zoo.domain import ObjectiveSpec
+from zoo.domain import IGNORE
 from zoo.errors import UserError, did_you_mean
+from zoo.families import ModelFamily
 from zoo.packing import block_attention_mask, stack_blocks
-
-IGNORE = -100
-ObjectiveHead = Literal["masked_lm", "causal_lm"]
+from zoo.registry import Registry
 
 
 @runtime_checkable
 class Objective(Protocol):
+    """What the engine trains in pretraining. The model may be composite (one nn.Module holding
+    several networks, e.g. an ELECTRA generator + discriminator); `export` says what is saved as model/."""
+
     name: str
-    head: ObjectiveHead
+
+    def build_model(
+        self, family: ModelFamily, config: Mapping[str, Any], tokenizer: Any, seed: int
+    ) -> nn.Module: ...
+
+    def load_model(self, family: ModelFamily, path: Path) -> nn.Module:
+        """The model to continue pretraining from a saved `model/` (continual pretraining)."""
+        ...
 
     def collate(self, blocks: Sequence[Mapping[str, Any]], seed: int) -> dict[str, torch.Tensor]: ...
 
-    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
+    def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of the per-item losses, item count): the engine normalises over the global batch."""
+        ...
+
+    def export(self, model: nn.Module) -> nn.Module:
+        """The network saved as the run's `model/` (loadable with `from_pretrained`)."""
+        ...
+
+
+class HeadObjective:
+    """An objective that trains one network: the family's `head` model."""
+
+    name = ""
+    head = ""
+
+    def build_model(
+        self, family: ModelFamily, config: Mapping[str, Any], tokenizer: Any, seed: int
+    ) -> nn.Module:
+        return family.build(self.head, config, tokenizer, seed)
+
+    def load_model(self, family: ModelFamily, path: Path) -> nn.Module:
+        return family.head_class(self.head).from_pretrained(path)
+
+    def export(self, model: nn.Module) -> nn.Module:
+        return model
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -74,17 +109,11 @@ def token_loss_sum(
     return total, (labels != IGNORE).sum()
 
 
-def _token_loss(model: Any, batch: Mapping[str, torch.Tensor], causal: bool) -> torch.Tensor:
-    """Mean cross entropy over labelled tokens (0, not NaN, when a batch has none)."""
-    total, count = token_loss_sum(model, batch, causal)
-    return total / count.clamp(min=1)
-
-
-class MaskedLM:
+class MaskedLM(HeadObjective):
     """BERT masked language modelling with whole-word masking and the 80/10/10 rule."""
 
     name = "mlm"
-    head: ObjectiveHead = "masked_lm"
+    head = "masked_lm"
 
     def __init__(
         self,
@@ -163,15 +192,15 @@ class MaskedLM:
             "labels": torch.where(chosen, original, IGNORE),
         }
 
-    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return _token_loss(model, batch, causal=False)
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return token_loss_sum(model, batch, causal=False)
 
 
-class CausalLM:
+class CausalLM(HeadObjective):
     """Next-token prediction inside each packed segment (never across a document boundary)."""
 
     name = "clm"
-    head: ObjectiveHead = "causal_lm"
+    head = "causal_lm"
 
     def collate(self, blocks: Sequence[Mapping[str, Any]], seed: int) -> dict[str, torch.Tensor]:
         del seed  # deterministic; kept for the common signature
@@ -189,11 +218,13 @@ class CausalLM:
             "labels": labels,
         }
 
-    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return _token_loss(model, batch, causal=True)
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return token_loss_sum(model, batch, causal=True)
 
 
 Factory = Callable[[Mapping[str, Any], Any], Objective]
+"""An objective's entry point: `factory(options, tokenizer) -> Objective`; options come from the
+domain's ObjectiveSpec overlaid with the run's `objective.*` keys (unknown ones are UserErrors)."""
 
 
 def _options(name: str, options: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
@@ -204,7 +235,7 @@ def _options(name: str, options: Mapping[str, Any], allowed: set[str]) -> dict[s
     return dict(options)
 
 
-def _mlm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
+def mlm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
     opts = _options("mlm", options, {"mask_prob", "whole_word"})
     if tokenizer.mask_token_id is None:
         raise UserError(
@@ -213,24 +244,22 @@ def _mlm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
     return MaskedLM(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, **opts)
 
 
-def _clm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
+def clm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
     _options("clm", options, set())
     return CausalLM()
 
 
-_REGISTRY: dict[str, Factory] = {"mlm": _mlm, "clm": _clm}
+def _check_factory(obj: Any) -> Factory:
+    if not callable(obj):
+        raise TypeError(f"{obj!r} is not an objective factory `(options, tokenizer) -> Objective`")
+    return obj
 
 
-def register_objective(name: str, factory: Factory) -> None:
-    """Add an objective ('rtd', 'span', 'contrastive', …): `factory(options, tokenizer) -> Objective`."""
-    _REGISTRY[name] = factory
+OBJECTIVES: Registry[Factory] = Registry("zoo.objectives", "objective", _check_factory, "OBJECTIVE")
 
 
-def available_objectives() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def build_objective(spec: ObjectiveSpec, tokenizer: Any) -> Objective:
-    if spec.name not in _REGISTRY:
-        raise UserError(f"unknown objective '{spec.name}'{did_you_mean(spec.name, _REGISTRY)}")
-    return _REGISTRY[spec.name](spec.options, tokenizer)
+def build_objective(name: str, options: Mapping[str, Any], tokenizer: Any) -> Objective:
+    objective = OBJECTIVES.get(name)(options, tokenizer)
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective factory '{name}' returned {objective!r}, which is not a zoo Objective")
+    return objective

@@ -1,21 +1,29 @@
-"""Domain discovery through the `zoo.domains` entry-point group.
+"""Every extension point is a registry of one shape: a name → an object, filled from an entry-point group.
 
-Entry points are read lazily (metadata only) so `zoo --help` imports nothing heavy; a domain module is
-imported only when that domain is asked for. A plugin that fails to import is reported by name while
-the others keep working.
+    zoo.domains      Domain            (zoo.domain)           biomedical, genomic, …
+    zoo.objectives   objective factory (zoo.objectives)       mlm, clm
+    zoo.families     ModelFamily       (zoo.families)         bert, llama
+    zoo.task_kinds   TaskKind          (zoo.benchmarks.kinds) token_classification, …
+    zoo.methods      Method            (zoo.adapters.base)    full, lora, dsee, emoe
+
+The built-ins are registered in this project's pyproject.toml exactly as a third-party package registers
+its own. Entry points are read lazily (metadata only) so `zoo --help` imports nothing heavy; a plug-in
+module is imported only when that name is asked for. A plug-in that fails to import is reported by name
+while the others keep working. `registry.add(name, obj)` registers one in-process (tests, notebooks).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
 
-from zoo.domain import Domain
 from zoo.errors import UserError, did_you_mean
 
-GROUP = "zoo.domains"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -25,58 +33,133 @@ class BrokenPlugin:
     error: str
 
 
-@lru_cache(maxsize=1)
-def _entry_points() -> dict[str, EntryPoint]:
+@cache
+def _entry_points(group: str) -> dict[str, EntryPoint]:
     found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=GROUP):
+    for ep in entry_points(group=group):
         # First distribution wins on a name clash; editable + wheel installs of one dist list it twice.
         found.setdefault(ep.name, ep)
     return found
 
 
-def domain_names() -> list[str]:
-    return sorted(_entry_points())
+def entry_point_names(group: str) -> list[str]:
+    """Names registered in an entry-point group, from metadata alone (imports no plug-in)."""
+    return sorted(_entry_points(group))
 
 
-def _load_target(target: str) -> Domain:
+def load_target(target: str, default_attr: str) -> Any:
+    """The object at 'pkg.module:ATTR' (ATTR may be dotted; default `default_attr`)."""
     module_name, _, attr = target.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in (attr or "DOMAIN").split("."):
+    obj: Any = importlib.import_module(module_name)
+    for part in (attr or default_attr).split("."):
         obj = getattr(obj, part)
-    if callable(obj) and not isinstance(obj, Domain):
-        obj = obj()
-    if not isinstance(obj, Domain):
-        raise TypeError(f"{target} is a {type(obj).__name__}, not a zoo.domain.Domain")
     return obj
 
 
-@lru_cache(maxsize=None)
-def get_domain(name: str) -> Domain:
-    """The domain registered under `name`, or a 'pkg.module:ATTR' dotted path (escape hatch)."""
-    if ":" in name:
+class Registry(Generic[T]):
+    """Name → plug-in object for one entry-point group.
+
+    `kind` names the thing in messages ("domain", "tuning method"); `check` turns what an entry point
+    points at into a `T` (or raises TypeError for a plug-in bug). A name with ':' is loaded as a
+    'pkg.module:ATTR' path without installing anything (the escape hatch for quick experiments).
+    """
+
+    def __init__(self, group: str, kind: str, check: Callable[[Any], T], default_attr: str) -> None:
+        self.group = group
+        self.kind = kind
+        self._check = check
+        self._default_attr = default_attr
+        self._added: dict[str, T] = {}
+        self._loaded: dict[str, T] = {}
+
+    def add(self, name: str, obj: T) -> None:
+        """Register `obj` in this process (shadows an entry point of the same name)."""
+        self._added[name] = self._check(obj)
+        self._loaded.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted({*_entry_points(self.group), *self._added})
+
+    def get(self, name: str) -> T:
+        if name in self._added:
+            return self._added[name]
+        if name in self._loaded:
+            return self._loaded[name]
+        if ":" in name:
+            obj = self._load(name, name)
+        else:
+            eps = _entry_points(self.group)
+            if name not in eps:
+                raise UserError(f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())}")
+            obj = self._load(name, eps[name].value)
+        self._loaded[name] = obj
+        return obj
+
+    def _load(self, name: str, target: str) -> T:
         try:
-            return _load_target(name)
-        except (ImportError, AttributeError, TypeError) as err:
-            raise UserError(f"could not load domain plugin '{name}': {err}") from None
-    eps = _entry_points()
-    if name not in eps:
-        raise UserError(f"unknown domain '{name}'{did_you_mean(name, eps)}")
-    try:
-        domain = _load_target(eps[name].value)
-    except Exception as err:  # a broken plugin must not take the CLI down with a traceback
-        raise UserError(f"domain plugin '{name}' ({eps[name].value}) failed to load: {type(err).__name__}: {err}") from None
-    if domain.name != name:
-        raise UserError(f"entry point '{name}' points at a domain named '{domain.name}'; the names must match")
+            return self._check(load_target(target, self._default_attr))
+        except UserError:
+            raise
+        except Exception as err:  # a broken plug-in must not take the CLI down with a traceback
+            raise UserError(
+                f"{self.kind} plug-in '{name}' ({target}) failed to load: {type(err).__name__}: {err}"
+            ) from None
+
+    def all(self) -> tuple[dict[str, T], list[BrokenPlugin]]:
+        """Every registered plug-in that loads, and the ones that do not (with the reason)."""
+        good: dict[str, T] = {}
+        broken: list[BrokenPlugin] = []
+        eps = _entry_points(self.group)
+        for name in self.names():
+            try:
+                good[name] = self.get(name)
+            except UserError as err:
+                broken.append(BrokenPlugin(name, eps[name].value if name in eps else "?", str(err)))
+        return good, broken
+
+
+# ------------------------------------------------------------------------------------------- domains
+
+
+def _check_domain(obj: Any) -> Any:
+    from zoo.domain import Domain
+
+    if callable(obj) and not isinstance(obj, Domain):
+        obj = obj()
+    if not isinstance(obj, Domain):
+        raise TypeError(f"{obj!r} is a {type(obj).__name__}, not a zoo.domain.Domain")
+    return obj
+
+
+DOMAINS: Registry[Any] = Registry("zoo.domains", "domain", _check_domain, "DOMAIN")
+
+
+def domain_names() -> list[str]:
+    return DOMAINS.names()
+
+
+def get_domain(name: str) -> Any:
+    """The domain registered under `name` (or 'pkg.module:ATTR'), its tasks checked against the
+    registered task kinds and their metrics, so a typo in a plug-in fails before any training."""
+    domain = DOMAINS.get(name)
+    if ":" not in name and domain.name != name:
+        raise UserError(
+            f"entry point '{name}' points at a domain named '{domain.name}'; the names must match"
+        )
+    from zoo.benchmarks.kinds import check_task
+
+    for task in domain.tasks:
+        check_task(task)
     return domain
 
 
-def all_domains() -> tuple[list[Domain], list[BrokenPlugin]]:
-    """Every registered domain that loads, and the ones that do not (with the reason)."""
-    good: list[Domain] = []
+def all_domains() -> tuple[list[Any], list[BrokenPlugin]]:
+    good: list[Any] = []
     broken: list[BrokenPlugin] = []
-    for name, ep in sorted(_entry_points().items()):
+    eps = _entry_points(DOMAINS.group)
+    for name in DOMAINS.names():
         try:
             good.append(get_domain(name))
         except UserError as err:
-            broken.append(BrokenPlugin(name, ep.value, str(err)))
+            broken.append(BrokenPlugin(name, eps[name].value if name in eps else "?", str(err)))
     return good, broken

@@ -1,0 +1,126 @@
+"""Model families (entry-point group `zoo.families`): a config class and the head classes built on it.
+
+A family turns a domain's `ModelSpec.config` plus the tokenizer into a fresh model with the head a
+recipe asks for ('masked_lm', 'causal_lm', 'token_classification', …). Nothing is downloaded: models
+are built from configs, or loaded from a run's `model/`. A family whose config or head classes live
+outside transformers names them as 'pkg.module:Class'. Composite models (an ELECTRA generator +
+discriminator pair) are built by their objective from a family's heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.errors import UserError
+from zoo.registry import Registry
+
+
+def _resolve(name: str) -> Any:
+    if ":" in name:
+        from zoo.registry import load_target
+
+        return load_target(name, "")
+    import transformers
+
+    return getattr(transformers, name)
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    config_class: str
+    """A transformers class name ('BertConfig') or 'pkg.module:Class'."""
+    heads: Mapping[str, str]
+    """Head name → model class name (transformers or 'pkg.module:Class'); 'base' = no head."""
+    dropout_keys: tuple[str, ...] = ()
+    """Config keys the zoo's `model.dropout` sets."""
+    token_id_keys: Mapping[str, str] = field(default_factory=dict)
+    """Config key → tokenizer attribute copied into a fresh config (e.g. bos_token_id)."""
+
+    def head_class(self, head: str) -> Any:
+        if head not in self.heads:
+            raise UserError(
+                f"model family '{self.name}' has no '{head}' head (it has: {', '.join(self.heads)}); "
+                "choose a domain model of another family for this task"
+            )
+        return _resolve(self.heads[head])
+
+    def config(self, kwargs: Mapping[str, Any], tokenizer: Any) -> Any:
+        """A fresh HF config sized by `kwargs`, with the tokenizer's vocabulary and special ids."""
+        values = dict(kwargs)
+        values["vocab_size"] = len(tokenizer)
+        values["pad_token_id"] = tokenizer.pad_token_id
+        for key, attr in self.token_id_keys.items():
+            values.setdefault(key, getattr(tokenizer, attr))
+        if "dropout" in values:
+            value = values.pop("dropout")
+            for key in self.dropout_keys:
+                values[key] = value
+        return _resolve(self.config_class)(**values)
+
+    def build(self, head: str, kwargs: Mapping[str, Any], tokenizer: Any, seed: int = 0) -> Any:
+        """A randomly initialised model (seeded: two builds with one seed are identical)."""
+        import torch
+
+        cfg = self.config(kwargs, tokenizer)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.head_class(head)(cfg)
+
+
+BERT = ModelFamily(
+    name="bert",
+    config_class="BertConfig",
+    heads={
+        "masked_lm": "BertForMaskedLM",
+        "token_classification": "BertForTokenClassification",
+        "sequence_classification": "BertForSequenceClassification",
+        "multiple_choice": "BertForMultipleChoice",
+        "base": "BertModel",
+    },
+    dropout_keys=("hidden_dropout_prob", "attention_probs_dropout_prob"),
+)
+
+LLAMA = ModelFamily(
+    name="llama",
+    config_class="LlamaConfig",
+    heads={
+        "causal_lm": "LlamaForCausalLM",
+        "token_classification": "LlamaForTokenClassification",
+        "sequence_classification": "LlamaForSequenceClassification",
+        "base": "LlamaModel",
+    },
+    dropout_keys=("attention_dropout",),
+    token_id_keys={"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id"},
+)
+
+
+def _check_family(obj: Any) -> ModelFamily:
+    if not isinstance(obj, ModelFamily):
+        raise TypeError(f"{obj!r} is a {type(obj).__name__}, not a zoo.families.ModelFamily")
+    return obj
+
+
+FAMILIES: Registry[ModelFamily] = Registry("zoo.families", "model family", _check_family, "FAMILY")
+
+
+def get_family(name: str) -> ModelFamily:
+    return FAMILIES.get(name)
+
+
+def quiet_transformers() -> None:
+    """The zoo reports progress itself: silence transformers' per-load reports, bars and warnings
+    (a pretraining head dropped for a task head, documents longer than model_max_length, …) and
+    accelerate's note that tied embeddings are saved once."""
+    import logging
+    import warnings
+
+    import transformers
+
+    # Deprecation notices raised inside transformers/peft about their own APIs are not actionable here.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
