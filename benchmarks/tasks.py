@@ -1,8 +1,13 @@
 """Load benchmark task splits from their real file formats into plain examples.
 
-A task's `format` picks the loader: 'iob' (CoNLL-style token<TAB>tag), 'csv' (header row; also TSV),
-'jsonl' (one JSON object per line), 'pubmedqa' (the PQA-L JSON object keyed by PMID), or
-'pkg.module:func' for a third-party loader called as `func(task, data_dir, split)`.
+Each task kind (`zoo.benchmarks.kinds`) reads the formats of its example type; a task's `format` picks one:
+
+    token_classification        TokenExample           'iob' (CoNLL-style token<TAB>tag)
+    sequence_classification     TextExample            'csv' (header row; also TSV), 'jsonl', 'pubmedqa'
+    multi_label_classification  MultiLabelExample      'csv' (labels joined by `label_separator`), 'jsonl' (a list)
+    multiple_choice             MultipleChoiceExample  'csv', 'jsonl' (a context, k choices, label = choice index)
+
+or 'pkg.module:func' for a third-party loader called as `func(task, data_dir, split)`.
 Every malformed input ends in a `UserError` naming file:line and what was expected.
 Pure Python on purpose: no torch/datasets import, so the CLI can validate data cheaply.
 """
@@ -13,8 +18,8 @@ import csv
 import importlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -39,7 +44,28 @@ class TextExample:
     label: str
 
 
-Example: TypeAlias = TokenExample | TextExample
+@dataclass(frozen=True)
+class MultiLabelExample:
+    """One (text[, text_pair]) → set of labels item. `labels` may be empty: LexGLUE UNFAIR-ToS and ECtHR have
+    examples with no label at all (a fair clause), scored as a class of their own."""
+
+    text: str
+    text_pair: str | None
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MultipleChoiceExample:
+    """A context and k candidate answers (CaseHOLD: a citing prompt and 5 holdings); `label` is the index of
+    the right choice as a string ('0' … 'k-1')."""
+
+    context: str
+    choices: tuple[str, ...]
+    label: str
+
+
+Example: TypeAlias = TokenExample | TextExample | MultiLabelExample | MultipleChoiceExample
+Loader: TypeAlias = Callable[[Path, Mapping[str, Any]], list[Any]]
 
 # Extensions tried for a split stem, per format (first match wins).
 _EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -82,37 +108,58 @@ def split_path(task: TaskSpec, data_dir: Path, split: str) -> Path:
     )
 
 
-def load_split(task: TaskSpec, data_dir: Path, split: str) -> list[Example]:
-    """Read one split of a task, dispatching on `task.format`."""
+def read_split(
+    task: TaskSpec, data_dir: Path, split: str, formats: Mapping[str, Loader], example_type: type, kind: str
+) -> list[Any]:
+    """One split of `task` read with the loader `formats[task.format]` (or a 'pkg.module:func' loader),
+    every example checked to be an `example_type` (what task kind `kind` takes)."""
     if ":" in task.format:
-        return _load_third_party(task, Path(data_dir), split)
-    loader = _LOADERS.get(task.format)
-    if loader is None:
-        raise UserError(
-            f"task '{task.name}' has unknown format '{task.format}'"
-            f"{did_you_mean(task.format, _LOADERS)} or a 'pkg.module:func' loader"
-        )
-    path = split_path(task, Path(data_dir), split)
-    examples = loader(path, task.options)
-    if not examples:
-        raise UserError(f"{path}: no examples found; the file is empty or holds only headers/blank lines")
+        examples = _load_third_party(task, Path(data_dir), split)
+    else:
+        loader = formats.get(task.format)
+        if loader is None:
+            raise UserError(
+                f"task '{task.name}' has unknown format '{task.format}'{did_you_mean(task.format, formats)} "
+                f"(task kind '{kind}' reads {', '.join(formats)}), or give a 'pkg.module:func' loader"
+            )
+        path = split_path(task, Path(data_dir), split)
+        examples = loader(path, task.options)
+        if not examples:
+            raise UserError(f"{path}: no examples found; the file is empty or holds only headers/blank lines")
+    check_examples(examples, example_type, kind, f"task '{task.name}' (format '{task.format}')")
     return examples
 
 
-def label_list(examples: Sequence[Example]) -> list[str]:
-    """The label space of `examples`, in a stable order.
+def load_split(task: TaskSpec, data_dir: Path, split: str) -> list[Example]:
+    """Read one split of a task through its task kind (`task.type`)."""
+    from zoo.benchmarks.kinds import get_kind
 
-    Token tasks: 'O' first, then B-/I- tags sorted; both B-X and I-X are included for every type X seen,
-    so a tag that only appears in dev/test (e.g. an I- never seen in a small train set) still has an id.
-    Text tasks: labels sorted, numerically when all of them are integers ('2' before '10').
-    """
-    if examples and isinstance(examples[0], TokenExample):
-        types = {t[2:] for ex in examples for t in ex.tags if t != "O"}  # type: ignore[union-attr]
-        return ["O", *sorted(f"{p}-{t}" for t in types for p in ("B", "I"))]
-    labels = {str(ex.label) for ex in examples}  # type: ignore[union-attr]
-    if all(re.fullmatch(r"-?\d+", x) for x in labels):
-        return sorted(labels, key=int)
-    return sorted(labels)
+    return get_kind(task.type).load(task, data_dir, split)
+
+
+def check_examples(examples: Iterable[Any], example_type: type, kind: str, source: str) -> None:
+    """A UserError when `source` handed task kind `kind` something other than `example_type`s."""
+    bad = next((x for x in examples if not isinstance(x, example_type)), None)
+    if bad is not None:
+        raise UserError(
+            f"{source} gave a {type(bad).__name__}, but task kind '{kind}' takes {example_type.__name__}; "
+            "give the task the type that matches its data (or fix its loader)"
+        )
+
+
+def sorted_labels(labels: Iterable[str]) -> list[str]:
+    """Distinct labels sorted, numerically when all of them are integers ('2' before '10')."""
+    distinct = set(labels)
+    if all(re.fullmatch(r"-?\d+", x) for x in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def iob_labels(examples: Iterable[TokenExample]) -> list[str]:
+    """'O' first, then B-/I- tags sorted; both B-X and I-X for every type X seen, so a tag that only
+    appears in dev/test (e.g. an I- never seen in a small train set) still has an id."""
+    types = {t[2:] for ex in examples for t in ex.tags if t != "O"}
+    return ["O", *sorted(f"{p}-{t}" for t in types for p in ("B", "I"))]
 
 
 # ---------------------------------------------------------------- IOB
@@ -166,24 +213,22 @@ def _load_iob(path: Path, options: Mapping[str, Any]) -> list[Example]:
     return examples
 
 
-# ---------------------------------------------------------------- CSV / TSV
+# ---------------------------------------------------------------- CSV / TSV / JSON Lines: reading records
 
 
-def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
-    """Header row, then one example per record (quoted fields may span lines).
+def _read_csv(path: Path, options: Mapping[str, Any]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and (start line, fields) per record; quoted fields may span lines.
 
-    Options: `text_column` (default: 'text' or 'sequence', whichever the header has), `pair_column`,
-    `label_column` ('label'), `delimiter` (',' for .csv, tab for .tsv).
+    Option `delimiter` (',' for .csv, tab for .tsv).
     """
     delimiter = options.get("delimiter", "\t" if path.suffix == ".tsv" else ",")
-    examples: list[Example] = []
+    records: list[tuple[int, list[str]]] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
                 raise UserError(f"{path}: empty file; expected a header row naming the columns")
-            text_i, pair_i, label_i = _columns(path, header, options, default_text=("text", "sequence"))
             start = reader.line_num + 1
             for row in reader:
                 if row:  # csv yields [] for a blank line
@@ -192,7 +237,7 @@ def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
                             f"{path}:{start}: expected {len(header)} fields ({delimiter.join(header)}), "
                             f"found {len(row)}"
                         )
-                    examples.append(_text_example(path, start, row, text_i, pair_i, label_i))
+                    records.append((start, row))
                 start = reader.line_num + 1
     except csv.Error as e:
         raise UserError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
@@ -200,48 +245,21 @@ def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
         raise UserError(
             f"{path}: not valid UTF-8 ({e.reason} at byte {e.start}); re-encode the file"
         ) from None
-    return examples
+    return header, records
 
 
-def _columns(
-    path: Path, header: Sequence[str], options: Mapping[str, Any], default_text: tuple[str, ...]
-) -> tuple[int, int | None, int]:
-    """Indices of the text, optional pair and label columns in `header`."""
-
-    def index(name: str, option: str) -> int:
-        if name not in header:
-            raise UserError(
-                f"{path}: no column '{name}' (header: {', '.join(header)}); set the task option "
-                f"{option} to one of them{did_you_mean(name, header)}"
-            )
-        return list(header).index(name)
-
-    text = options.get("text_column") or next((c for c in default_text if c in header), default_text[0])
-    pair = options.get("pair_column")
-    return (
-        index(text, "text_column"),
-        index(pair, "pair_column") if pair else None,
-        index(options.get("label_column", "label"), "label_column"),
-    )
+def _column(path: Path, header: Sequence[str], name: str, option: str) -> int:
+    if name not in header:
+        raise UserError(
+            f"{path}: no column '{name}' (header: {', '.join(header)}); set the task option "
+            f"{option} to one of them{did_you_mean(name, header)}"
+        )
+    return list(header).index(name)
 
 
-def _text_example(path: Path, lineno: int, record: Any, text: Any, pair: Any, label: Any) -> TextExample:
-    """Build one example from a CSV row (int keys) or a JSON object (str keys)."""
-    value = record[label]
-    if value is None or str(value).strip() == "":
-        raise UserError(f"{path}:{lineno}: empty label; every example of a benchmark split needs one")
-    return TextExample(str(record[text]), None if pair is None else str(record[pair]), str(value).strip())
-
-
-# ---------------------------------------------------------------- JSON Lines / PubMedQA
-
-
-def _load_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
-    """One JSON object per line; the same column options as CSV (default text column 'text')."""
-    text = options.get("text_column", "text")
-    pair = options.get("pair_column")
-    label = options.get("label_column", "label")
-    examples: list[Example] = []
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line."""
+    records: list[tuple[int, dict[str, Any]]] = []
     for lineno, line in _lines(path):
         if not line.strip():
             continue
@@ -251,13 +269,234 @@ def _load_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
             raise UserError(
                 f"{path}:{lineno}: not valid JSON ({e.msg}); expected one object per line"
             ) from None
-        missing = [k for k in (text, pair, label) if k and (not isinstance(obj, dict) or k not in obj)]
-        if missing:
-            raise UserError(
-                f"{path}:{lineno}: missing key(s) {', '.join(missing)}; set text_column/label_column"
-            )
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}")
+        records.append((lineno, obj))
+    return records
+
+
+def _require(path: Path, lineno: int, obj: Mapping[str, Any], keys: Mapping[str, str]) -> None:
+    """`keys` maps each needed key to the task option that names it."""
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        options = sorted({keys[k] for k in missing})
+        raise UserError(
+            f"{path}:{lineno}: missing key(s) {', '.join(missing)} (has: {', '.join(obj)}); set the task "
+            f"option(s) {', '.join(options)}"
+        )
+
+
+def _text(path: Path, lineno: int, value: Any, column: str) -> str:
+    """A text field; JSON null, lists and objects are input mistakes, not text."""
+    if value is None or isinstance(value, (list, dict)):
+        raise UserError(f"{path}:{lineno}: '{column}' must be text, found {json.dumps(value)[:60]}")
+    return str(value)
+
+
+# ---------------------------------------------------------------- single-label text (CSV / JSONL)
+
+
+def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
+    """Header row, then one example per record.
+
+    Options: `text_column` (default: 'text' or 'sequence', whichever the header has), `pair_column`,
+    `label_column` ('label'), `delimiter`.
+    """
+    header, records = _read_csv(path, options)
+    text = options.get("text_column") or next((c for c in ("text", "sequence") if c in header), "text")
+    text_i = _column(path, header, text, "text_column")
+    pair = options.get("pair_column")
+    pair_i = _column(path, header, pair, "pair_column") if pair else None
+    label_i = _column(path, header, options.get("label_column", "label"), "label_column")
+    return [_text_example(path, line, row, text_i, pair_i, label_i) for line, row in records]
+
+
+def _text_example(path: Path, lineno: int, record: Any, text: Any, pair: Any, label: Any) -> TextExample:
+    """Build one example from a CSV row (int keys) or a JSON object (str keys)."""
+    value = record[label]
+    if value is None or str(value).strip() == "":
+        raise UserError(f"{path}:{lineno}: empty label; every example of a benchmark split needs one")
+    return TextExample(
+        _text(path, lineno, record[text], str(text)),
+        None if pair is None else _text(path, lineno, record[pair], str(pair)),
+        str(value).strip(),
+    )
+
+
+def _load_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
+    """One JSON object per line; the same column options as CSV (default text column 'text')."""
+    text = options.get("text_column", "text")
+    pair = options.get("pair_column")
+    label = options.get("label_column", "label")
+    keys = {text: "text_column", label: "label_column", **({pair: "pair_column"} if pair else {})}
+    examples: list[Example] = []
+    for lineno, obj in _read_jsonl(path):
+        _require(path, lineno, obj, keys)
         examples.append(_text_example(path, lineno, obj, text, pair, label))
     return examples
+
+
+# ---------------------------------------------------------------- multi-label text (CSV / JSONL)
+
+
+def _load_multi_label_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
+    """Header row, then one example per record; the labels column holds the labels joined by
+    `label_separator` (default ';'), an empty field meaning no label.
+
+    Options: `text_column` ('text'), `pair_column`, `labels_column` ('labels'), `label_separator`,
+    `delimiter`.
+    """
+    header, records = _read_csv(path, options)
+    text_i = _column(path, header, options.get("text_column", "text"), "text_column")
+    pair = options.get("pair_column")
+    pair_i = _column(path, header, pair, "pair_column") if pair else None
+    labels_i = _column(path, header, options.get("labels_column", "labels"), "labels_column")
+    separator = str(options.get("label_separator", ";"))
+    return [
+        MultiLabelExample(
+            row[text_i],
+            None if pair_i is None else row[pair_i],
+            _label_set(path, line, row[labels_i], separator),
+        )
+        for line, row in records
+    ]
+
+
+def _load_multi_label_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
+    """One JSON object per line with a list of labels (`[]` = no label); the CLAUDETTE / LexGLUE layout.
+
+    Options: `text_column` ('text'), `pair_column`, `labels_column` ('labels').
+    """
+    text = options.get("text_column", "text")
+    pair = options.get("pair_column")
+    labels = options.get("labels_column", "labels")
+    keys = {text: "text_column", labels: "labels_column", **({pair: "pair_column"} if pair else {})}
+    examples: list[Example] = []
+    for lineno, obj in _read_jsonl(path):
+        _require(path, lineno, obj, keys)
+        examples.append(
+            MultiLabelExample(
+                _text(path, lineno, obj[text], text),
+                None if pair is None else _text(path, lineno, obj[pair], pair),
+                _label_set(path, lineno, obj[labels], None),
+            )
+        )
+    return examples
+
+
+def _label_set(path: Path, lineno: int, value: Any, separator: str | None) -> tuple[str, ...]:
+    """Distinct labels in file order, from a CSV field joined by `separator` or a JSON list."""
+    if separator is not None and isinstance(value, str):
+        pieces = [p.strip() for p in value.split(separator)] if value.strip() else []
+        fix = f"separate labels with {separator!r} (task option label_separator) and leave the field empty for none"
+    elif isinstance(value, list) and all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value
+    ):
+        pieces = [str(v).strip() for v in value]
+        fix = "list label names"
+    else:
+        raise UserError(
+            f"{path}:{lineno}: labels must be a JSON list of label names ([] for none), "
+            f"found {json.dumps(value)[:60]}"
+        )
+    if any(p == "" for p in pieces):
+        raise UserError(f"{path}:{lineno}: empty label in {value!r}; {fix}")
+    return tuple(dict.fromkeys(pieces))
+
+
+# ---------------------------------------------------------------- multiple choice (CSV / JSONL)
+
+_CHOICE_COLUMN = re.compile(r"^(?:ending|holding|choice)_?(\d+)$")
+
+
+def _load_choice_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
+    """Header row, then one example per record: a context, k choice columns and the right choice's index.
+
+    Options: `context_column` ('context'), `choice_columns` (default: the columns named ending_<i>,
+    holding_<i> or choice_<i>, by i: the SWAG / CaseHOLD CSV layouts), `label_column` ('label'), `delimiter`.
+    """
+    header, records = _read_csv(path, options)
+    context_i = _column(path, header, options.get("context_column", "context"), "context_column")
+    names = _choice_names(path, options.get("choice_columns"))
+    if names is None:
+        numbered = sorted((int(m[1]), c) for c in header if (m := _CHOICE_COLUMN.match(c)))
+        names = [c for _, c in numbered]
+        if len(names) < 2:
+            raise UserError(
+                f"{path}: no choice columns found (header: {', '.join(header)}); set the task option "
+                "choice_columns to the list of columns holding the candidate answers"
+            )
+    choice_is = [_column(path, header, c, "choice_columns") for c in names]
+    label_i = _column(path, header, options.get("label_column", "label"), "label_column")
+    return [
+        MultipleChoiceExample(
+            row[context_i],
+            tuple(row[i] for i in choice_is),
+            _choice_label(path, line, row[label_i], len(names)),
+        )
+        for line, row in records
+    ]
+
+
+def _load_choice_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
+    """One JSON object per line: a context, its choices and the right choice's index.
+
+    Options: `context_column` ('context'), either `choices_column` (one key holding the list of choices,
+    default 'endings': the LexGLUE CaseHOLD layout) or `choice_columns` (one key per choice), `label_column`.
+    """
+    context = options.get("context_column", "context")
+    label = options.get("label_column", "label")
+    names = _choice_names(path, options.get("choice_columns"))
+    listed = options.get("choices_column", "endings")
+    keys = {context: "context_column", label: "label_column"}
+    keys.update({c: "choice_columns" for c in names} if names else {listed: "choices_column"})
+    examples: list[Example] = []
+    k = len(names) if names else None
+    for lineno, obj in _read_jsonl(path):
+        _require(path, lineno, obj, keys)
+        raw = [obj[c] for c in names] if names else obj[listed]
+        if not isinstance(raw, list) or len(raw) < 2:
+            raise UserError(
+                f"{path}:{lineno}: '{listed}' must be a list of at least 2 choices, found {json.dumps(raw)[:60]}"
+            )
+        if k is not None and len(raw) != k:
+            raise UserError(
+                f"{path}:{lineno}: {len(raw)} choices where earlier lines have {k}; every example of a task "
+                "needs the same number of choices"
+            )
+        k = len(raw)
+        choices = tuple(_text(path, lineno, c, listed if names is None else "choice_columns") for c in raw)
+        examples.append(
+            MultipleChoiceExample(
+                _text(path, lineno, obj[context], context),
+                choices,
+                _choice_label(path, lineno, obj[label], k),
+            )
+        )
+    return examples
+
+
+def _choice_names(path: Path, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(c, str) for c in value):
+        raise UserError(
+            f"{path}: the task option choice_columns must be a list of at least 2 column names, got {value!r}"
+        )
+    return list(value)
+
+
+def _choice_label(path: Path, lineno: int, value: Any, k: int) -> str:
+    """The 0-based index of the right choice, as a string."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d+", text) or int(text) >= k:
+        raise UserError(
+            f"{path}:{lineno}: label {value!r} is not the index of a choice (an integer from 0 to {k - 1})"
+        )
+    return str(int(text))
+
+
+# ---------------------------------------------------------------- PubMedQA
 
 
 def _load_pubmedqa(path: Path, options: Mapping[str, Any]) -> list[Example]:
@@ -304,21 +543,21 @@ def _load_third_party(task: TaskSpec, data_dir: Path, split: str) -> list[Exampl
             f"task '{task.name}': cannot load its loader '{task.format}' ({e}); install the plugin package "
             "that provides it or fix the 'module:function' path"
         ) from None
-    examples = list(func(task, data_dir, split))
-    bad = next((x for x in examples if not isinstance(x, (TokenExample, TextExample))), None)
-    if bad is not None:  # a plugin bug, not a user error: fail loudly with the culprit
-        raise TypeError(
-            f"loader {task.format} returned {type(bad).__name__}, expected TokenExample or TextExample"
-        )
-    # Plugins may hand back int labels; the rest of the zoo works with strings.
-    return [
-        TextExample(x.text, x.text_pair, str(x.label)) if isinstance(x, TextExample) else x for x in examples
-    ]
+    return [_stringify(x) for x in func(task, data_dir, split)]
 
 
-_LOADERS: dict[str, Callable[[Path, Mapping[str, Any]], list[Example]]] = {
-    "iob": _load_iob,
-    "csv": _load_csv,
-    "jsonl": _load_jsonl,
-    "pubmedqa": _load_pubmedqa,
-}
+def _stringify(x: Any) -> Any:
+    """Plugins may hand back int labels (and list choices); the rest of the zoo works with strings/tuples."""
+    if isinstance(x, TextExample):
+        return replace(x, label=str(x.label))
+    if isinstance(x, MultiLabelExample):
+        return replace(x, labels=tuple(str(label) for label in x.labels))
+    if isinstance(x, MultipleChoiceExample):
+        return replace(x, choices=tuple(x.choices), label=str(x.label))
+    return x
+
+
+TOKEN_FORMATS: dict[str, Loader] = {"iob": _load_iob}
+TEXT_FORMATS: dict[str, Loader] = {"csv": _load_csv, "jsonl": _load_jsonl, "pubmedqa": _load_pubmedqa}
+MULTI_LABEL_FORMATS: dict[str, Loader] = {"csv": _load_multi_label_csv, "jsonl": _load_multi_label_jsonl}
+CHOICE_FORMATS: dict[str, Loader] = {"csv": _load_choice_csv, "jsonl": _load_choice_jsonl}

@@ -1,4 +1,5 @@
-"""Task split loaders: IOB / CSV / JSONL / PubMedQA parsing, their file:line errors, and the real data."""
+"""Task split loaders: IOB / CSV / JSONL / PubMedQA, multi-label and multiple-choice parsing, their file:line
+errors, and the real data."""
 
 from __future__ import annotations
 
@@ -8,14 +9,30 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_data
-from zoo.benchmarks.tasks import TextExample, TokenExample, label_list, load_split, split_path
 
+from zoo.benchmarks.kinds import get_kind
+from zoo.benchmarks.tasks import (
+    MultiLabelExample,
+    MultipleChoiceExample,
+    TextExample,
+    TokenExample,
+    load_split,
+    split_path,
+)
 from zoo.domain import TaskSpec
 from zoo.errors import UserError
 
 NER = TaskSpec("toy_ner", "token_classification", "iob", ("f1",))
 CLS = TaskSpec("toy_cls", "sequence_classification", "csv", ("accuracy",))
 QA = TaskSpec("toy_qa", "sequence_classification", "pubmedqa", ("accuracy",))
+ML = TaskSpec("toy_ml", "multi_label_classification", "jsonl", ("micro_f1",))
+MC = TaskSpec("toy_mc", "multiple_choice", "csv", ("accuracy",))
+
+
+def label_list(examples: list) -> list[str]:
+    """The label space as the examples' task kind orders it."""
+    kind = {TokenExample: "token_classification", TextExample: "sequence_classification"}[type(examples[0])]
+    return get_kind(kind).label_space(examples)
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -122,6 +139,137 @@ def test_jsonl_label_column_and_bad_line(tmp_path: Path) -> None:
     path = write(tmp_path, "dev.jsonl", '{"text": "a", "unfair": 0}\n{"text": \n')
     with pytest.raises(UserError, match=rf"{path}:2: not valid JSON"):
         load_split(task, tmp_path, "dev")
+
+
+# ---------------------------------------------------------------- multi-label
+
+
+def test_multi_label_jsonl_lists_and_empty(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "train.jsonl",
+        '{"text": "We may end it.", "labels": ["ter", "ch", "ter"]}\n\n{"text": "Hello", "labels": []}\n'
+        '{"text": "x", "labels": [3]}\n',
+    )
+    assert load_split(ML, tmp_path, "train") == [
+        MultiLabelExample("We may end it.", None, ("ter", "ch")),  # duplicates dropped, file order kept
+        MultiLabelExample("Hello", None, ()),
+        MultiLabelExample("x", None, ("3",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"text": "a", "labels": "ter"}',
+            r":2: labels must be a JSON list of label names \(\[\] for none\)",
+        ),
+        ('{"text": "a", "labels": [null]}', r":2: labels must be a JSON list"),
+        ('{"text": "a", "labels": [""]}', r":2: empty label"),
+        (
+            '{"text": "a"}',
+            r":2: missing key\(s\) labels \(has: text\); set the task option\(s\) labels_column",
+        ),
+        ('{"text": null, "labels": []}', r":2: 'text' must be text, found null"),
+        ("[1, 2]", r":2: expected a JSON object, found list"),
+    ],
+)
+def test_multi_label_jsonl_errors(tmp_path: Path, line: str, message: str) -> None:
+    path = write(tmp_path, "dev.jsonl", '{"text": "ok", "labels": []}\n' + line + "\n")
+    with pytest.raises(UserError, match=rf"{path}{message}"):
+        load_split(ML, tmp_path, "dev")
+
+
+def test_multi_label_csv_separator_and_no_label(tmp_path: Path) -> None:
+    write(tmp_path, "train.csv", 'sentence,tags\n"We may, at any time, end it.",ter | ch\nHello,\n')
+    task = TaskSpec(
+        "ml",
+        "multi_label_classification",
+        "csv",
+        ("micro_f1",),
+        options={"text_column": "sentence", "labels_column": "tags", "label_separator": "|"},
+    )
+    assert load_split(task, tmp_path, "train") == [
+        MultiLabelExample("We may, at any time, end it.", None, ("ter", "ch")),
+        MultiLabelExample("Hello", None, ()),
+    ]
+    path = write(tmp_path, "dev.csv", "sentence,tags\na,ter||ch\n")
+    with pytest.raises(UserError, match=rf"{path}:2: empty label in 'ter\|\|ch'; separate labels with '\|'"):
+        load_split(task, tmp_path, "dev")
+
+
+# ---------------------------------------------------------------- multiple choice
+
+
+def test_multiple_choice_csv_casehold_columns(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "train.csv",
+        ",citing_prompt,holding_0,holding_1,holding_10,holding_2,label\n0,The court (<HOLDING>),a,b,k,c,2\n",
+    )
+    task = TaskSpec("h", "multiple_choice", "csv", ("accuracy",), options={"context_column": "citing_prompt"})
+    # Choice columns found by name and ordered by number (holding_10 after holding_2), not header order.
+    assert load_split(task, tmp_path, "train") == [
+        MultipleChoiceExample("The court (<HOLDING>)", ("a", "b", "c", "k"), "2")
+    ]
+    path = write(
+        tmp_path, "dev.csv", ",citing_prompt,holding_0,holding_1,holding_10,holding_2,label\n0,p,a,b,k,c,4\n"
+    )
+    with pytest.raises(
+        UserError, match=rf"{path}:2: label '4' is not the index of a choice \(an integer from 0 to 3\)"
+    ):
+        load_split(task, tmp_path, "dev")
+
+
+def test_multiple_choice_csv_explicit_columns_and_missing(tmp_path: Path) -> None:
+    write(tmp_path, "train.csv", "q,x,y,label\nwhich?,yes,no,1\n")
+    task = TaskSpec(
+        "c",
+        "multiple_choice",
+        "csv",
+        ("accuracy",),
+        options={"context_column": "q", "choice_columns": ["x", "y"]},
+    )
+    assert load_split(task, tmp_path, "train") == [MultipleChoiceExample("which?", ("yes", "no"), "1")]
+    path = write(tmp_path, "dev.csv", "context,x,label\nwhich?,yes,0\n")
+    with pytest.raises(
+        UserError, match=rf"{path}: no choice columns found .*set the task option choice_columns"
+    ):
+        load_split(MC, tmp_path, "dev")
+
+
+def test_multiple_choice_jsonl_lexglue_layout(tmp_path: Path) -> None:
+    task = TaskSpec("h", "multiple_choice", "jsonl", ("accuracy",))
+    write(
+        tmp_path,
+        "train.jsonl",
+        '{"context": "c1", "endings": ["a", "b", "c"], "label": 0}\n{"context": "c2", "endings": ["d", "e", "f"], "label": "2"}\n',
+    )
+    assert load_split(task, tmp_path, "train") == [
+        MultipleChoiceExample("c1", ("a", "b", "c"), "0"),
+        MultipleChoiceExample("c2", ("d", "e", "f"), "2"),
+    ]
+    path = write(
+        tmp_path,
+        "dev.jsonl",
+        '{"context": "c1", "endings": ["a", "b", "c"], "label": 0}\n{"context": "c2", "endings": ["d", "e"], "label": 1}\n',
+    )
+    with pytest.raises(UserError, match=rf"{path}:2: 2 choices where earlier lines have 3"):
+        load_split(task, tmp_path, "dev")
+    path = write(tmp_path, "test.jsonl", '{"context": "c", "endings": ["a", "b"], "label": true}\n')
+    with pytest.raises(UserError, match=rf"{path}:1: label True is not the index of a choice"):
+        load_split(task, tmp_path, "test")
+
+
+def test_kind_rejects_examples_of_another_kind(tmp_path: Path) -> None:
+    task = TaskSpec("plug", "multiple_choice", f"{__name__}:third_party_loader", ("accuracy",))
+    with pytest.raises(
+        UserError,
+        match=r"task 'plug' \(format '.*third_party_loader'\) gave a TextExample, but task kind 'multiple_choice' "
+        r"takes MultipleChoiceExample",
+    ):
+        load_split(task, tmp_path, "train")
 
 
 # ---------------------------------------------------------------- PubMedQA
@@ -240,3 +388,18 @@ def test_real_gue_prom_core_all(data_root: Path) -> None:
     assert len(examples) == 47_356
     assert Counter(e.label for e in examples) == {"0": 23_705, "1": 23_651}
     assert {len(e.text) for e in examples} == {70}
+
+
+@pytest.mark.parametrize(
+    ("split", "sentences", "unfair"), [("train", 8997, 694), ("dev", 1532, 140), ("test", 3038, 223)]
+)
+def test_real_claudette_multi_label(data_root: Path, split: str, sentences: int, unfair: int) -> None:
+    """The CLAUDETTE ToS JSONL reads with the multi-label loader's defaults (text, labels)."""
+    path = shared_data("legal", "claudette_tos")
+    task = TaskSpec("claudette_tos", "multi_label_classification", "jsonl", ("micro_f1",))
+    examples = load_split(task, path, split)
+    assert (len(examples), sum(bool(e.labels) for e in examples)) == (sentences, unfair)
+    if split == "train":
+        counts = Counter(label for e in examples for label in e.labels)
+        assert (counts["Limitation of liability"], counts["Arbitration"]) == (274, 25)
+        assert len(get_kind("multi_label_classification").label_space(examples)) == 8

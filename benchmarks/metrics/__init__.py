@@ -6,55 +6,47 @@ local script path does not touch the network. It copies the script into evaluate
 scratch data goes under `$ZOO_HOME/cache/evaluate`, and `keep_in_memory=True` keeps predictions off disk.
 
     from zoo.benchmarks.metrics import compute
-    compute("token_classification", [["B-Disease", "O"]], [["B-Disease", "O"]])  # {"f1": 1.0, ...}
+    compute("seqeval_f1", [["B-Disease", "O"]], [["B-Disease", "O"]])  # {"f1": 1.0, ...}
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.domain import TaskSpec
 from zoo.errors import UserError, did_you_mean
 
 if TYPE_CHECKING:  # evaluate pulls in datasets/pyarrow: keep it out of `zoo --help`
     import evaluate
 
-# task type -> module file stem in this folder
-MODULE_FOR_TASK_TYPE: dict[str, str] = {
-    "token_classification": "seqeval_f1",
-    "sequence_classification": "classification",
-    "multiple_choice": "classification",
-    "node_classification": "classification",
-}
-
-# Metric names a TaskSpec may list, per module. seqeval also gives per-type "f1/TYPE" etc.
-METRICS: dict[str, tuple[str, ...]] = {
-    "seqeval_f1": ("f1", "precision", "recall", "accuracy"),
-    "classification": ("accuracy", "macro_f1", "micro_f1", "mcc", "f1"),
-}
-_PER_TYPE_PREFIXES = ("f1/", "precision/", "recall/", "support/")
+MODULES: tuple[str, ...] = ("seqeval_f1", "classification", "multi_label")
+"""The metric scripts in this folder (file stems). Which one a task uses is its task kind's business
+(`zoo.benchmarks.kinds`), and so is which metric names a TaskSpec may list."""
 
 
 def module_path(name: str) -> Path:
     """Path of the metric script `name`.py inside the installed package (works from a wheel too)."""
     path = Path(str(resources.files(__name__).joinpath(f"{name}.py")))
-    if name not in METRICS or not path.is_file():
-        raise UserError(f"unknown metric module '{name}'{did_you_mean(name, METRICS)}")
+    if name not in MODULES or not path.is_file():
+        raise UserError(f"unknown metric module '{name}'{did_you_mean(name, MODULES)}")
     return path
 
 
 @functools.cache
 def load_metric(name: str) -> evaluate.EvaluationModule:
-    """`evaluate.load` of the local module `name` ('seqeval_f1' or 'classification'), offline-safe."""
+    """`evaluate.load` of the local module `name` (one of MODULES), offline-safe."""
     import evaluate
 
     from zoo.leaderboard import zoo_home
 
     cache_dir = zoo_home() / "cache" / "evaluate"
+    # evaluate copies the script into a new folder of its module cache and imports it from there; the
+    # import system's cached folder listings predate that folder when another metric was loaded first.
+    importlib.invalidate_caches()
     try:
         return evaluate.load(str(module_path(name)), cache_dir=str(cache_dir), keep_in_memory=True)
     except PermissionError as e:
@@ -65,34 +57,17 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
 
 
 def compute(
-    task_type: str, predictions: Sequence[Any], references: Sequence[Any], **kwargs: Any
+    module: str, predictions: Sequence[Any], references: Sequence[Any], **kwargs: Any
 ) -> dict[str, float]:
-    """All metrics of `task_type` as plain floats.
+    """All metrics of the metric module `module` as plain floats.
 
-    Token classification: predictions/references are tag-string sequences per sentence (entity-level
-    scores, strict IOB2). Other types: one label per example, names or ids (ids are compared as strings).
-    `kwargs` go to the module (e.g. average="binary", pos_label="malicious").
+    seqeval_f1: tag-string sequences per sentence (entity-level scores, strict IOB2). classification: one
+    label per example, names or ids (ids are compared as strings). multi_label: a list of label names per
+    example. `kwargs` go to the module (e.g. average="binary", pos_label="malicious", labels=[...]).
     """
-    if task_type not in MODULE_FOR_TASK_TYPE:
-        raise UserError(
-            f"no metrics for task type '{task_type}'{did_you_mean(task_type, MODULE_FOR_TASK_TYPE)}"
-        )
     if len(predictions) != len(references) or not references:
         raise ValueError(f"got {len(predictions)} predictions for {len(references)} references (need ≥ 1)")
-    module = MODULE_FOR_TASK_TYPE[task_type]
     if module == "classification":
         predictions, references = [str(p) for p in predictions], [str(r) for r in references]
     result = load_metric(module).compute(predictions=list(predictions), references=list(references), **kwargs)
     return {k: float(v) for k, v in (result or {}).items()}
-
-
-def check_metrics(task: TaskSpec) -> None:
-    """Raise a UserError when `task.metrics` names a metric its task type does not compute."""
-    module = MODULE_FOR_TASK_TYPE.get(task.type)
-    if module is None:
-        raise UserError(f"task '{task.name}': no metrics for task type '{task.type}'")
-    known = METRICS[module]
-    for m in task.metrics:
-        per_type = module == "seqeval_f1" and m.startswith(_PER_TYPE_PREFIXES)
-        if m not in known and not per_type:
-            raise UserError(f"task '{task.name}' lists unknown metric '{m}'{did_you_mean(m, known)}")

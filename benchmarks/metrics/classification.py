@@ -7,8 +7,10 @@ BLURB / PubMedQA ones. Loaded with `evaluate.load(<path to this file>)`; see
 Labels are strings (class names such as "yes"/"maybe", or ids written as "0"/"1"), as the task loaders
 read them. Returns flat floats: `accuracy`, `macro_f1`, `micro_f1`, `mcc`, and `f1`: with the
 scikit-learn `average` when one is given ("binary", "macro", "weighted", ...); otherwise binary F1 of
-class `pos_label` ("1") when every label is "0" or "1" (a detection task: promoter, unfair clause);
-else absent, because a single "F1" of a multi-class task is ambiguous (use macro_f1 / micro_f1).
+class `pos_label` when one is given (a detection task: "malicious" URL), or of class "1" when every label
+is "0" or "1" (promoter, unfair clause); else absent, because a single "F1" of a multi-class task is
+ambiguous (use macro_f1 / micro_f1). Multiple choice uses it with choice indices as labels (CaseHOLD
+reports micro-F1, which equals accuracy, and macro-F1).
 """
 
 import datasets
@@ -22,7 +24,7 @@ Args:
     predictions: predicted labels (list[str]).
     references: gold labels (list[str]).
     average: optional scikit-learn average for `f1` ("binary", "macro", ...); default: binary on 0/1 labels.
-    pos_label: positive class for average="binary" (default "1").
+    pos_label: positive class for average="binary" (default "1"); giving one implies average="binary".
 Returns:
     dict of floats: accuracy, macro_f1, micro_f1, mcc (+ f1).
 """
@@ -45,7 +47,7 @@ class Classification(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, average=None, pos_label="1"):
+    def _compute(self, predictions, references, average=None, pos_label=None):
         out = {
             "accuracy": float(accuracy_score(references, predictions)),
             # zero_division=0: a class never predicted contributes F1 0 (the usual, pessimistic convention).
@@ -53,9 +55,16 @@ class Classification(evaluate.Metric):
             "micro_f1": float(f1_score(references, predictions, average="micro", zero_division=0)),
             "mcc": float(matthews_corrcoef(references, predictions)),
         }
-        if average is None and set(references) | set(predictions) <= {"0", "1"}:
+        if average is None and (pos_label is not None or set(references) | set(predictions) <= {"0", "1"}):
             average = "binary"
-        if average is not None:
-            binary = {"pos_label": pos_label} if average == "binary" else {}  # sklearn warns otherwise
-            out["f1"] = float(f1_score(references, predictions, average=average, zero_division=0, **binary))
+        if average == "binary":
+            # F1 of the one class pos_label, computed as a one-label "macro" so that it also works when
+            # the data has more than two classes (sklearn's average="binary" refuses those). Labels are
+            # strings here, so a pos_label given as 1 in a TaskSpec means "1".
+            positive = "1" if pos_label is None else str(pos_label)
+            out["f1"] = float(
+                f1_score(references, predictions, labels=[positive], average="macro", zero_division=0)
+            )
+        elif average is not None:
+            out["f1"] = float(f1_score(references, predictions, average=average, zero_division=0))
         return out
