@@ -7,20 +7,21 @@ Stage 1 (`apply`). Each target projection W (default query and value) gets a low
 sparse residual S2 with exactly `num_sparse` non-zeros, both scaled by alpha/r:
     y = x Wᵀ + b + (alpha/r)·(B A + S2) x
 S2's support is chosen from the *pretrained* W (GreBsmo low-rank + sparse decomposition, or top-|W|, or
-random; see `grebsmo.py`). Init: A ~ N(0, initializer_range) (the official layers get BERT's normal init),
-B = 0, S2 = 0, so the adapted model computes exactly what the base model does. Trainable: A, B, S2 and the task head
-(`classifier` / `score`); the pooler stays frozen, as in the official script.
+random; see `grebsmo.py`). Init: A ~ N(0, initializer_range) (the official layers get BERT's normal
+init), B = 0, S2 = 0, so the adapted model computes exactly what the base model does. Trainable: A, B, S2
+and the task head (`classifier` / `score`); the pooler stays frozen, as in the official script.
 
-Stage 2 (`prune`, or `after_training` with a retrain callback). Global unstructured magnitude pruning, run as
-two groups with one ratio each (the official scripts use 0.2 for both): every other linear layer of the
-backbone by |W|, and the adapted ones by the magnitude of their update |B A + S2|·alpha/r (the official "ABS"
-mode). The mask goes on the frozen W; LoRA and S2 are then retrained. The structured variant removes the
-`heads_per_layer` heads per layer whose adapted rows carry the least update (sum of |ΔW_q| + |ΔW_v| over the
-head's rows; official script: 3 of 12).
+Stage 2 (`prune`, or `after_training`, which retrains through the engine's `ctx.train`). Global unstructured
+magnitude pruning, run as two groups with one ratio each (the official scripts use 0.2 for both): every
+other linear layer of the backbone by |W|, and the adapted ones by the magnitude of their update
+|B A + S2|·alpha/r (the official "ABS" mode). The mask goes on the frozen W; LoRA and S2 are then retrained.
+The structured variant removes the `heads_per_layer` heads per layer whose adapted rows carry the least
+update (sum of |ΔW_q| + |ΔW_v| over the head's rows; official script: 3 of 12).
 
-The layer is the fused `SparseLoRALinear` (Triton on CUDA, reference on CPU). That kernel adds x·Sᵀ unscaled;
-`DSEELinear` passes (alpha/r)·S2 to it instead, so the trainable parameter is the official S2 (same gradients,
-same Adam dynamics) and `delta_weight()` is (alpha/r)·(B A + S2), the exact ABS pruning score.
+The layer is the fused `SparseLoRALinear` (Triton on CUDA, reference on CPU). That kernel adds x·Sᵀ
+unscaled; `DSEELinear` passes (alpha/r)·S2 to it instead (`kernel_sparse_values`), so the trainable
+parameter is the official S2 (same gradients, same Adam dynamics) and `delta_weight()` is
+(alpha/r)·(B A + S2), the exact ABS pruning score. The method summary's `kernel` says which path ran.
 
 Files. `save_adapter(model, dir)` writes a documented two-file format, loaded back onto the same pretrained
 weights by `load_adapter(base, dir)`:
@@ -42,7 +43,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,10 +51,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from zoo.adapters.base import MethodBase, MethodContext, parameter_counts
 from zoo.adapters.grebsmo import sparse_support
 from zoo.adapters.head_pruning import attention, blocks, pad_pruned, prune_heads, pruned_heads
-from zoo.adapters.kernels import SparseLoRALinear, sparse_lora_linear
-
+from zoo.adapters.kernels import SparseLoRALinear, backend_for
 from zoo.errors import UserError
 
 CONFIG_NAME = "dsee_config.json"
@@ -156,19 +158,8 @@ class DSEELinear(SparseLoRALinear):
             delta.index_put_(tuple(self.sparse_index), self._scaled_sparse().float(), accumulate=True)
         return delta.to(dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.merged:
-            return nn.functional.linear(x, self.weight, self.bias)
-        return sparse_lora_linear(
-            x,
-            self.weight,
-            self.bias,
-            self.lora_A,
-            self.lora_B,
-            self.scaling,
-            self.sparse_index,
-            self._scaled_sparse(),
-        )
+    def kernel_sparse_values(self) -> Tensor | None:
+        return self._scaled_sparse()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -379,8 +370,9 @@ def sparsity(model: nn.Module) -> dict[str, float]:
     }
 
 
-def after_training(model: nn.Module, config: DSEEConfig, retrain_fn: Callable[[nn.Module], Any]) -> nn.Module:
-    """Stage 2 as the runner calls it: prune by the config, then `retrain_fn(model)` retrains A, B, S2, head.
+def after_training(model: nn.Module, config: DSEEConfig, ctx: MethodContext) -> nn.Module:
+    """Stage 2 as the engine calls it: prune by the config, then `ctx.train(model, phase="retrain")` retrains
+    A, B, S2 and the head (W stays frozen and masked).
 
     With nothing to prune (both ratios 0, no heads) there is no stage 2 and nothing is retrained.
     """
@@ -388,7 +380,7 @@ def after_training(model: nn.Module, config: DSEEConfig, retrain_fn: Callable[[n
     if config.prune_ratio == 0 and adapted_ratio == 0 and config.prune_heads == 0:
         return model
     prune(model, config.prune_ratio, config.prune_heads, config.prune_adapted_ratio)
-    result = retrain_fn(model)
+    result = ctx.train(model, phase="retrain")
     return result if isinstance(result, nn.Module) else model
 
 
@@ -490,7 +482,8 @@ def load_adapter(base_model: nn.Module, directory: str | Path) -> nn.Module:
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
-    """A plain transformers model: DSEE layers merged (W ← mask ⊙ (W + ΔW)), removed heads padded as zeros."""
+    """A plain transformers model: DSEE layers merged (W ← mask ⊙ (W + ΔW)), removed heads padded back as
+    zeros."""
     merged = copy.deepcopy(_unwrap(model))
     with torch.no_grad():
         for name, m in dsee_layers(merged).items():
@@ -550,3 +543,63 @@ def inference_flops(model: nn.Module, seq_len: int) -> dict[str, float]:
         "attention_dense_macs": float(attn_dense),
         "attention_kept_macs": float(attn_kept),
     }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The registered method (entry point `zoo.adapters.dsee:METHOD`)
+
+
+def kernel_path(model: nn.Module) -> str:
+    """'triton' or 'reference': the path the DSEE layers' last forward ran ('mixed' if they differ).
+
+    Before any forward, the path a forward on the layers' device and dtype would take.
+    """
+    layers = list(dsee_layers(model).values())
+    ran = {m.last_backend for m in layers if m.last_backend is not None}
+    if not ran and layers:
+        w = layers[0].weight
+        ran = {backend_for(torch.empty(1, w.shape[1], device=w.device, dtype=w.dtype))}
+    return ran.pop() if len(ran) == 1 else ("mixed" if ran else "reference")
+
+
+class DSEE(MethodBase):
+    name = "dsee"
+    summary = "sparse + low-rank update (LoRA + S2), then magnitude pruning and retraining"
+    config_cls = DSEEConfig
+    post_training = True  # prune + retrain (a no-op when both ratios are 0 and no heads are removed)
+    preserves_outputs_at_init = True  # B = 0, S2 = 0
+
+    def apply(self, model: nn.Module, cfg: DSEEConfig, ctx: MethodContext | None = None) -> nn.Module:
+        return apply(model, cfg)  # the module function: stage 1
+
+    def after_training(self, model: nn.Module, cfg: DSEEConfig, ctx: MethodContext) -> nn.Module:
+        return after_training(model, cfg, ctx)
+
+    def describe(self, model: nn.Module) -> dict[str, Any]:
+        out = parameter_counts(model)
+        groups = list(_backbone_linears(model).values()) + list(dsee_layers(model).values())
+        total = sum(m.weight.numel() for m in groups)
+        pruned = sum(int((~m.prune_mask).sum()) for m in groups if getattr(m, "prune_mask", None) is not None)
+        shares = sparsity(model)
+        out.update(
+            sparsity=pruned / total if total else 0.0,
+            sparsity_backbone=shares["backbone"],
+            sparsity_adapted=shares["adapted"],
+            heads_removed=int(shares["heads_removed"]),
+            dsee_params=num_dsee_parameters(model),
+            # The official max_seq_length; the share depends on it only through the attention term.
+            inference_macs_removed=inference_flops(model, seq_len=128)["removed"],
+            kernel=kernel_path(model),
+        )
+        return out
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """The adapter (reloadable onto the base) and, beside it, the merged pruned checkpoint."""
+        save_adapter(model, directory)
+        export_merged(model, directory)
+
+    def load(self, model: nn.Module, directory: Path) -> nn.Module:
+        return load_adapter(model, directory)
+
+
+METHOD = DSEE()

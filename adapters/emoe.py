@@ -15,8 +15,10 @@ and a parameter-free `EMoEGate` submodule holding the cluster ids as a non-persi
 names and the state dict are untouched, so an EMoE-trained model is a plain checkpoint and can be evaluated
 dense (`set_dense`), as the paper's "EMoE2LoRA" numbers show it may be.
 
-Save/load: `save(model, dir)` writes `emoe_config.json` + `emoe_clusters.safetensors` (cluster id of every
-neuron per layer); `load(model, dir)` re-applies them without re-running k-means.
+Registered as `emoe` (entry point `zoo.adapters.emoe:METHOD`), which saves the plain checkpoint plus the
+split: `save(model, dir)` writes `emoe_config.json` + `emoe_clusters.safetensors` (cluster id of every
+neuron per layer); `load(model, dir)` re-applies them without re-running k-means (dense again if it was
+saved dense).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from zoo.adapters.head_pruning import blocks
 
+from zoo.adapters.base import MethodBase, MethodContext, load_pretrained, parameter_counts
+from zoo.adapters.head_pruning import blocks
 from zoo.errors import UserError
 
 CONFIG_NAME = "emoe_config.json"
@@ -259,8 +262,8 @@ def remove(model: nn.Module) -> nn.Module:
     return model
 
 
-def after_training(model: nn.Module, config: EMoEConfig, retrain_fn: Any = None) -> nn.Module:
-    """Nothing to do after training, unless `eval_dense` asks to evaluate the dense FFN."""
+def after_training(model: nn.Module, config: EMoEConfig, ctx: MethodContext | None = None) -> nn.Module:
+    """Nothing to do after training (`ctx` is not needed), unless `eval_dense` asks for the dense FFN."""
     return set_dense(model, True) if config.eval_dense else model
 
 
@@ -275,6 +278,8 @@ def save(model: nn.Module, directory: str | Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.asdict(model.emoe_config)
     cfg["layers"] = sorted(found)
+    # The state as saved: a model switched to its dense FFN reloads dense.
+    cfg["eval_dense"] = any(not g.enabled for g in found.values())
     (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
     save_file(
         {f"layer.{i}": g.cluster_ids.cpu().contiguous() for i, g in found.items()}, str(out / WEIGHTS_NAME)
@@ -292,4 +297,43 @@ def load(model: nn.Module, directory: str | Path) -> nn.Module:
         )
     config = EMoEConfig(**json.loads((src / CONFIG_NAME).read_text()))
     ids = {int(k.split(".")[1]): v for k, v in load_file(str(src / WEIGHTS_NAME)).items()}
-    return apply(model, config, cluster_ids=ids)
+    model = apply(model, config, cluster_ids=ids)
+    return set_dense(model, True) if config.eval_dense else model
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The registered method (entry point `zoo.adapters.emoe:METHOD`)
+
+
+class EMoE(MethodBase):
+    name = "emoe"
+    summary = "FFN neurons split into experts, top-k per token, full fine-tuning"
+    config_cls = EMoEConfig
+    post_training = True  # switches to the dense FFN when eval_dense (a no-op otherwise)
+    # Only top_k == num_experts is exactly dense; the default 16 of 64 masks neurons from the start.
+    preserves_outputs_at_init = False
+
+    def apply(self, model: nn.Module, cfg: EMoEConfig, ctx: MethodContext | None = None) -> nn.Module:
+        return apply(model, cfg).requires_grad_(True)  # the module function; every weight trains
+
+    def after_training(self, model: nn.Module, cfg: EMoEConfig, ctx: MethodContext) -> nn.Module:
+        return after_training(model, cfg, ctx)
+
+    def describe(self, model: nn.Module) -> dict[str, Any]:
+        found = gates(model)
+        return {
+            **parameter_counts(model),
+            "emoe_layers": sorted(found),
+            "dense_eval": any(not g.enabled for g in found.values()),
+        }
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """The plain checkpoint (EMoE adds no weights) plus the expert split beside it."""
+        model.save_pretrained(str(directory))
+        save(model, directory)
+
+    def load(self, model: nn.Module, directory: Path) -> nn.Module:
+        return load(load_pretrained(model, directory), directory)
+
+
+METHOD = EMoE()

@@ -4,22 +4,17 @@ the BERT-base parameter count, save/load and merged export."""
 from __future__ import annotations
 
 import copy
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
 import transformers
+from tiny_models import IDS, out, tiny_bert, tiny_llama
+
 from zoo.adapters import dsee, head_pruning
 from zoo.adapters.grebsmo import sparse_support
-
 from zoo.errors import UserError
 
 FAST = {"grebsmo_iters": 3}  # GreBsmo's 100 outer iterations are for 768x768; 32x32 needs few
-
-
-from tiny_models import IDS, out, tiny_bert, tiny_llama
 
 
 @torch.no_grad()

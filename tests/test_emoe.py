@@ -11,8 +11,8 @@ import torch
 import transformers
 from tiny_models import out, tiny_bert
 from tiny_models import tiny_llama as _tiny_llama
-from zoo.adapters import emoe
 
+from zoo.adapters import emoe
 from zoo.errors import UserError
 
 

@@ -14,8 +14,13 @@ import torch
 # reference on CPU, and set again around each test here.
 _previous = os.environ.get("TRITON_INTERPRET")
 os.environ["TRITON_INTERPRET"] = "1"
-from zoo.adapters.kernels import triton_kernels, triton_sparse_lora  # noqa: E402
-from zoo.adapters.kernels import backend_for, sparse_lora_linear, sparse_lora_linear_reference  # noqa: E402
+from zoo.adapters.kernels import (  # noqa: E402  # noqa: E402
+    backend_for,
+    sparse_lora_linear,
+    sparse_lora_linear_reference,
+    triton_kernels,
+    triton_sparse_lora,
+)
 
 if _previous is None:
     del os.environ["TRITON_INTERPRET"]
@@ -155,8 +160,9 @@ def test_plan_cache_follows_in_place_changes_of_the_support():
     with torch.no_grad():
         idx[1] = (idx[1] + 1) % 20  # same tensor object, new support
     y2 = sparse_lora_linear(x, w, b, a, bb, 1.0, idx, vals)
-    ref = sparse_lora_linear_reference(x.double(), w.double(), b.double(), a.double(), bb.double(), 1.0, idx,
-                                       vals.double())
+    ref = sparse_lora_linear_reference(
+        x.double(), w.double(), b.double(), a.double(), bb.double(), 1.0, idx, vals.double()
+    )
     assert not torch.allclose(y1, y2)
     _check(y2, ref, torch.float32, "y after support change")
 

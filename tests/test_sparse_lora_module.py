@@ -49,8 +49,14 @@ def test_reference_matches_dense_formula_float64():
     gen = torch.Generator().manual_seed(0)
     d_in, d_out, r = 13, 11, 3
     x = torch.randn(2, 5, d_in, generator=gen, dtype=torch.float64)
-    w, b = torch.randn(d_out, d_in, generator=gen, dtype=torch.float64), torch.randn(d_out, dtype=torch.float64)
-    a, bb = torch.randn(r, d_in, generator=gen, dtype=torch.float64), torch.randn(d_out, r, generator=gen, dtype=torch.float64)
+    w, b = (
+        torch.randn(d_out, d_in, generator=gen, dtype=torch.float64),
+        torch.randn(d_out, dtype=torch.float64),
+    )
+    a, bb = (
+        torch.randn(r, d_in, generator=gen, dtype=torch.float64),
+        torch.randn(d_out, r, generator=gen, dtype=torch.float64),
+    )
     idx = _support(d_out, d_in, 17, gen)
     vals = torch.randn(17, generator=gen, dtype=torch.float64)
     got = sparse_lora_linear_reference(x, w, b, a, bb, 0.7, idx, vals)
@@ -88,8 +94,12 @@ def test_gradcheck_custom_op_backward_formulas():
     fn = lambda *t: sparse_lora_linear(t[0], w, t[1], t[2], t[3], 0.5, idx, t[4])  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, b, a, bb, vals))
     # sparse-only and LoRA-only variants
-    assert torch.autograd.gradcheck(lambda xx, vv: sparse_lora_linear(xx, w, None, None, None, 1.0, idx, vv), (x, vals))
-    assert torch.autograd.gradcheck(lambda xx, aa, b2: sparse_lora_linear(xx, w, None, aa, b2, 2.0, None, None), (x, a, bb))
+    assert torch.autograd.gradcheck(
+        lambda xx, vv: sparse_lora_linear(xx, w, None, None, None, 1.0, idx, vv), (x, vals)
+    )
+    assert torch.autograd.gradcheck(
+        lambda xx, aa, b2: sparse_lora_linear(xx, w, None, aa, b2, 2.0, None, None), (x, a, bb)
+    )
 
 
 def _layer(seed: int = 0, nnz: int = 10, r: int = 4, dtype=torch.float32) -> SparseLoRALinear:
@@ -102,7 +112,9 @@ def _layer(seed: int = 0, nnz: int = 10, r: int = 4, dtype=torch.float32) -> Spa
 def test_module_parameters_and_init():
     torch.manual_seed(0)
     lin = nn.Linear(12, 10)
-    layer = SparseLoRALinear.from_linear(lin, r=4, alpha=8, sparse_index=_support(10, 12, 10, torch.Generator().manual_seed(0)))
+    layer = SparseLoRALinear.from_linear(
+        lin, r=4, alpha=8, sparse_index=_support(10, 12, 10, torch.Generator().manual_seed(0))
+    )
     trainable = {n for n, p in layer.named_parameters() if p.requires_grad}
     assert trainable == {"lora_A", "lora_B", "sparse_values"}
     assert "sparse_index" in dict(layer.named_buffers())
@@ -123,11 +135,23 @@ def test_merge_equals_unmerged_forward_and_unmerge_restores():
     w0 = layer.weight.detach().clone()
     x = torch.randn(2, 3, 12)
     unmerged = layer(x)
-    dense = _dense_oracle(x.double(), w0.double(), layer.bias.double(), layer.lora_A.double(),
-                          layer.lora_B.double(), layer.scaling, layer.sparse_index, layer.sparse_values.double())
+    dense = _dense_oracle(
+        x.double(),
+        w0.double(),
+        layer.bias.double(),
+        layer.lora_A.double(),
+        layer.lora_B.double(),
+        layer.scaling,
+        layer.sparse_index,
+        layer.sparse_values.double(),
+    )
     torch.testing.assert_close(unmerged.double(), dense, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(layer.delta_weight(), (layer.scaling * layer.lora_B @ layer.lora_A).index_put(
-        tuple(layer.sparse_index), layer.sparse_values, accumulate=True))
+    torch.testing.assert_close(
+        layer.delta_weight(),
+        (layer.scaling * layer.lora_B @ layer.lora_A).index_put(
+            tuple(layer.sparse_index), layer.sparse_values, accumulate=True
+        ),
+    )
     layer.merge()
     assert layer.merged and not torch.equal(layer.weight, w0)
     torch.testing.assert_close(layer(x), unmerged, rtol=1e-5, atol=1e-5)

@@ -8,22 +8,46 @@ import transformers
 IDS = torch.randint(1, 99, (2, 7), generator=torch.Generator().manual_seed(1))
 
 
-def tiny_bert(seed: int = 0) -> transformers.BertForSequenceClassification:
+def tiny_bert(seed: int = 0, token: bool = False) -> transformers.PreTrainedModel:
+    """Sequence classification (3 labels); `token=True` gives the token-classification head instead."""
     cfg = transformers.BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     torch.manual_seed(seed)
-    return transformers.BertForSequenceClassification(cfg).eval()
+    cls = transformers.BertForTokenClassification if token else transformers.BertForSequenceClassification
+    return cls(cfg).eval()
 
 
-def tiny_llama(seed: int = 0, kv_heads: int = 4, causal_lm: bool = False) -> transformers.PreTrainedModel:
+def tiny_llama(
+    seed: int = 0, kv_heads: int = 4, causal_lm: bool = False, token: bool = False
+) -> transformers.PreTrainedModel:
+    """Sequence classification (3 labels); `token=True` a token-classification head, `causal_lm` the LM."""
     cfg = transformers.LlamaConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=kv_heads,
-        intermediate_size=48, max_position_embeddings=32, num_labels=3, pad_token_id=0,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        intermediate_size=48,
+        max_position_embeddings=32,
+        num_labels=3,
+        pad_token_id=0,
     )
     torch.manual_seed(seed)
-    cls = transformers.LlamaForCausalLM if causal_lm else transformers.LlamaForSequenceClassification
+    if causal_lm:
+        cls = transformers.LlamaForCausalLM
+    else:
+        cls = (
+            transformers.LlamaForTokenClassification if token else transformers.LlamaForSequenceClassification
+        )
     return cls(cfg).eval()
 
 

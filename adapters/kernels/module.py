@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .op import sparse_lora_linear
+from .op import backend_for, sparse_lora_linear
 
 
 class SparseLoRALinear(nn.Module):
@@ -18,6 +18,9 @@ class SparseLoRALinear(nn.Module):
     ``bias``. ``sparse_index`` (2, nnz) int64 is a buffer. ``r=0`` gives a sparse-only layer and
     ``sparse_index=None`` a plain LoRA layer. B and S start at zero, so a fresh layer equals the base.
     """
+
+    last_backend: str | None = None
+    """``"triton"`` or ``"reference"``: the path the last eager forward ran (None before one)."""
 
     def __init__(
         self,
@@ -40,9 +43,7 @@ class SparseLoRALinear(nn.Module):
         self.scaling = self.alpha / r if r > 0 else 0.0
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory), requires_grad=False)
-        self.bias = (
-            nn.Parameter(torch.zeros(out_features, **factory), requires_grad=False) if bias else None
-        )
+        self.bias = nn.Parameter(torch.zeros(out_features, **factory), requires_grad=False) if bias else None
         if r > 0:
             self.lora_A = nn.Parameter(torch.empty(r, in_features, **factory))
             self.lora_B = nn.Parameter(torch.zeros(out_features, r, **factory))
@@ -92,7 +93,7 @@ class SparseLoRALinear(nn.Module):
         sparse_index: Tensor | None = None,
         *,
         lora_init_std: float | None = None,
-    ) -> "SparseLoRALinear":
+    ) -> SparseLoRALinear:
         """Wrap ``linear``: its weight and bias are shared (not copied) and frozen."""
         w = linear.weight
         layer = cls(
@@ -117,7 +118,9 @@ class SparseLoRALinear(nn.Module):
 
     def delta_weight(self, dtype: torch.dtype = torch.float32) -> Tensor:
         """The dense update s·B·A + S as an (out, in) tensor, computed in fp32."""
-        delta = torch.zeros(self.out_features, self.in_features, device=self.weight.device, dtype=torch.float32)
+        delta = torch.zeros(
+            self.out_features, self.in_features, device=self.weight.device, dtype=torch.float32
+        )
         if self.lora_A is not None:
             delta += self.scaling * (self.lora_B.float() @ self.lora_A.float())
         if self.sparse_index is not None:
@@ -140,12 +143,24 @@ class SparseLoRALinear(nn.Module):
         self.weight.data = (self.weight.float() - self.delta_weight()).to(self.weight.dtype)
         self.merged = False
 
+    def kernel_sparse_values(self) -> Tensor | None:
+        """The S the kernel adds (x·Sᵀ); a subclass may rescale it (DSEE passes (alpha/r)·S2)."""
+        return self.sparse_values
+
     def forward(self, x: Tensor) -> Tensor:
         if self.merged:
             return nn.functional.linear(x, self.weight, self.bias)
+        if not torch.compiler.is_compiling():  # a Python side effect; under compile the op decides alike
+            self.last_backend = backend_for(x.reshape(-1, x.shape[-1]))
         return sparse_lora_linear(
-            x, self.weight, self.bias, self.lora_A, self.lora_B, self.scaling, self.sparse_index,
-            self.sparse_values,
+            x,
+            self.weight,
+            self.bias,
+            self.lora_A,
+            self.lora_B,
+            self.scaling,
+            self.sparse_index,
+            self.kernel_sparse_values(),
         )
 
     def extra_repr(self) -> str:

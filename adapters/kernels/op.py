@@ -12,7 +12,6 @@ opaque nodes instead of tracing Triton launches. Each op picks its backend per c
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -45,19 +44,35 @@ def backend_for(x: Tensor) -> str:
 
 
 def _forward_impl(
-    x: Tensor, weight: Tensor, bias: Optional[Tensor], lora_A: Optional[Tensor], lora_B: Optional[Tensor],
-    scaling: float, sparse_index: Optional[Tensor], sparse_values: Optional[Tensor],
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
+    scaling: float,
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     if backend_for(x) == "triton":
         return _triton_module().forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
     with torch.autocast(x.device.type, enabled=False):
-        return reference.reference_forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+        return reference.reference_forward(
+            x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values
+        )
 
 
 def _backward_impl(
-    dy: Tensor, x: Tensor, weight: Tensor, lora_A: Optional[Tensor], lora_B: Optional[Tensor], scaling: float,
-    sparse_index: Optional[Tensor], sparse_values: Optional[Tensor], v: Tensor, need_bias: bool,
-) -> tuple[Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
+    scaling: float,
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
+    v: Tensor,
+    need_bias: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
     if backend_for(x) == "triton":
         return _triton_module().backward(
             dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
@@ -72,12 +87,12 @@ def _backward_impl(
 def _forward_op(
     x: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor],
-    lora_A: Optional[Tensor],
-    lora_B: Optional[Tensor],
+    bias: Tensor | None,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
     scaling: float,
-    sparse_index: Optional[Tensor],
-    sparse_values: Optional[Tensor],
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     return _forward_impl(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
 
@@ -98,11 +113,11 @@ def _backward_op(
     dy: Tensor,
     x: Tensor,
     weight: Tensor,
-    lora_A: Optional[Tensor],
-    lora_B: Optional[Tensor],
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
     scaling: float,
-    sparse_index: Optional[Tensor],
-    sparse_values: Optional[Tensor],
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
     v: Tensor,
     need_bias: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -122,7 +137,9 @@ def _backward_fake(dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_
         torch.empty_like(lora_A) if lora else x.new_empty(0),
         torch.empty_like(lora_B) if lora else x.new_empty(0),
         torch.empty_like(sparse_values) if sparse else x.new_empty(0),
-        dy.new_empty((dy.shape[1],), dtype=reference.accumulation_dtype(dy.dtype)) if need_bias else x.new_empty(0),
+        dy.new_empty((dy.shape[1],), dtype=reference.accumulation_dtype(dy.dtype))
+        if need_bias
+        else x.new_empty(0),
     )
 
 
@@ -200,11 +217,14 @@ def _check_shapes(x, weight, bias, lora_A, lora_B, sparse_index, sparse_values) 
         raise ValueError("sparse_index and sparse_values must be given together (or both None)")
     if sparse_index is not None:
         if sparse_index.dim() != 2 or sparse_index.shape[0] != 2 or sparse_index.dtype != torch.int64:
-            raise ValueError(f"sparse_index must be int64 of shape (2, nnz), got {sparse_index.dtype} "
-                             f"{tuple(sparse_index.shape)}")
+            raise ValueError(
+                f"sparse_index must be int64 of shape (2, nnz), got {sparse_index.dtype} "
+                f"{tuple(sparse_index.shape)}"
+            )
         if sparse_values.shape != (sparse_index.shape[1],):
-            raise ValueError(f"sparse_values must have shape ({sparse_index.shape[1]},), "
-                             f"got {tuple(sparse_values.shape)}")
+            raise ValueError(
+                f"sparse_values must have shape ({sparse_index.shape[1]},), got {tuple(sparse_values.shape)}"
+            )
 
 
 def sparse_lora_linear(
@@ -243,5 +263,7 @@ def sparse_lora_linear(
     if torch.compiler.is_compiling():
         y, _ = _forward_op(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
     else:
-        y = _EagerSparseLoRA.apply(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
+        y = _EagerSparseLoRA.apply(
+            x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values
+        )
     return y.reshape(*lead, weight.shape[0])

@@ -42,10 +42,20 @@ def _split_dot(a, p, acc, DT: tl.constexpr, SPLIT: tl.constexpr, UPCAST: tl.cons
 
 @triton.jit
 def shrink_kernel(
-    X, A, V, M, K, R,
-    stride_xm, stride_ar, stride_vm,
-    BM: tl.constexpr, BK: tl.constexpr, BR: tl.constexpr,
-    PREC: tl.constexpr, UPCAST: tl.constexpr,
+    X,
+    A,
+    V,
+    M,
+    K,
+    R,
+    stride_xm,
+    stride_ar,
+    stride_vm,
+    BM: tl.constexpr,
+    BK: tl.constexpr,
+    BR: tl.constexpr,
+    PREC: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     """v = x·Aᵀ (M x R, fp32). One pass over x; A (r x in) is small and stays in L2."""
     DT: tl.constexpr = X.dtype.element_ty
@@ -73,16 +83,44 @@ def shrink_kernel(
 @triton.jit
 def gemm_kernel(
     # C[M, N] (+)= A_op[M, K]·B_op[K, N] with the LoRA / sparse / bias epilogue.
-    A_op, B_op, B_LO, C, BIAS,
-    L, RMAT, lora_scale,
-    OCC, stride_occ_n, stride_occ_k, n16_n, n16_k,
-    M, N, K, R, M_BUCKET,
-    stride_am, stride_bk, stride_bn, stride_cm, stride_lm, stride_rr, stride_rn,
-    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
+    A_op,
+    B_op,
+    B_LO,
+    C,
+    BIAS,
+    L,
+    RMAT,
+    lora_scale,
+    OCC,
+    stride_occ_n,
+    stride_occ_k,
+    n16_n,
+    n16_k,
+    M,
+    N,
+    K,
+    R,
+    M_BUCKET,
+    stride_am,
+    stride_bk,
+    stride_bn,
+    stride_cm,
+    stride_lm,
+    stride_rr,
+    stride_rn,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    GROUP_M: tl.constexpr,
     BR: tl.constexpr,
-    ACC_FROM_C: tl.constexpr, DENSE_B: tl.constexpr, LO_B: tl.constexpr,
-    HAS_LORA: tl.constexpr, HAS_BIAS: tl.constexpr,
-    SPLIT: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
+    ACC_FROM_C: tl.constexpr,
+    DENSE_B: tl.constexpr,
+    LO_B: tl.constexpr,
+    HAS_LORA: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SPLIT: tl.constexpr,
+    PREC: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     """One output tile of the forward (A_op = x, B_op = Wᵀ, L = v, RMAT = Bᵀ) or of dx (A_op = dy,
     B_op = W, L = g, RMAT = A); only the strides differ.
@@ -140,8 +178,10 @@ def gemm_kernel(
                 k16_lo = k // 16
                 k16_hi = min(k16_lo + BK // 16, n16_k)
                 count = (
-                    tl.load(occ_hi + k16_hi * stride_occ_k) - tl.load(occ_lo + k16_hi * stride_occ_k)
-                    - tl.load(occ_hi + k16_lo * stride_occ_k) + tl.load(occ_lo + k16_lo * stride_occ_k)
+                    tl.load(occ_hi + k16_hi * stride_occ_k)
+                    - tl.load(occ_lo + k16_hi * stride_occ_k)
+                    - tl.load(occ_hi + k16_lo * stride_occ_k)
+                    + tl.load(occ_lo + k16_lo * stride_occ_k)
                 )
                 if count > 0:
                     if DENSE_B:
@@ -149,7 +189,9 @@ def gemm_kernel(
                     else:
                         at2 = tl.load(a_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
                     lt = tl.load(lo_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-                    acc = tl.dot(_operand(at2, DT, UPCAST), _operand(lt, DT, UPCAST), acc, input_precision=PREC)
+                    acc = tl.dot(
+                        _operand(at2, DT, UPCAST), _operand(lt, DT, UPCAST), acc, input_precision=PREC
+                    )
                 lo_ptrs += BK * stride_bk
             a_ptrs += BK
             b_ptrs += BK * stride_bk
@@ -158,12 +200,16 @@ def gemm_kernel(
         for r0 in range(0, R, BR):
             rr = r0 + tl.arange(0, BR)
             mask_r = rr < R
-            lt = tl.load(L + rm64[:, None] * stride_lm + rr[None, :], mask=mask_m[:, None] & mask_r[None, :],
-                         other=0.0)
+            lt = tl.load(
+                L + rm64[:, None] * stride_lm + rr[None, :], mask=mask_m[:, None] & mask_r[None, :], other=0.0
+            )
             # the scale is applied in fp32 before the single rounding to the dot dtype
             lt = lt * lora_scale
-            rt = tl.load(RMAT + rr[:, None] * stride_rr + rn64[None, :] * stride_rn,
-                         mask=mask_r[:, None] & mask_n[None, :], other=0.0)
+            rt = tl.load(
+                RMAT + rr[:, None] * stride_rr + rn64[None, :] * stride_rn,
+                mask=mask_r[:, None] & mask_n[None, :],
+                other=0.0,
+            )
             acc = tl.dot(_operand(lt, DT, UPCAST), _operand(rt, DT, UPCAST), acc, input_precision=PREC)
 
     if HAS_BIAS:
@@ -173,12 +219,28 @@ def gemm_kernel(
 
 @triton.jit
 def dy_pass_kernel(
-    DY, BMAT, V, G, DB_PART, DBIAS_PART,
-    M, N, R, lora_scale,
-    stride_dm, stride_bn, stride_vm, stride_gm,
-    BM: tl.constexpr, BN: tl.constexpr, BR: tl.constexpr,
-    HAS_LORA: tl.constexpr, FUSE_DB: tl.constexpr, HAS_BIAS: tl.constexpr,
-    PREC: tl.constexpr, UPCAST: tl.constexpr,
+    DY,
+    BMAT,
+    V,
+    G,
+    DB_PART,
+    DBIAS_PART,
+    M,
+    N,
+    R,
+    lora_scale,
+    stride_dm,
+    stride_bn,
+    stride_vm,
+    stride_gm,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+    BR: tl.constexpr,
+    HAS_LORA: tl.constexpr,
+    FUSE_DB: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    PREC: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     """One read of a (BM x out) slab of dy gives, for these tokens: g = s·dy·B (complete), this slab's
     share of dB = dyᵀ·v (FUSE_DB, when r is small enough that the partials cost less than re-reading dy)
@@ -193,16 +255,23 @@ def dy_pass_kernel(
     if HAS_LORA:
         rr = pid_r * BR + tl.arange(0, BR)
         mask_r = rr < R
-        vt = tl.load(V + rm64[:, None] * stride_vm + rr[None, :], mask=mask_m[:, None] & mask_r[None, :], other=0.0)
+        vt = tl.load(
+            V + rm64[:, None] * stride_vm + rr[None, :], mask=mask_m[:, None] & mask_r[None, :], other=0.0
+        )
         vt = _operand(vt, DT, UPCAST)
         g = tl.zeros((BM, BR), dtype=tl.float32)
     for n0 in range(0, N, BN):
         rn = n0 + rn_base
         mask_n = rn < N
-        dy = tl.load(DY + rm64[:, None] * stride_dm + rn[None, :], mask=mask_m[:, None] & mask_n[None, :], other=0.0)
+        dy = tl.load(
+            DY + rm64[:, None] * stride_dm + rn[None, :], mask=mask_m[:, None] & mask_n[None, :], other=0.0
+        )
         if HAS_LORA:
-            bt = tl.load(BMAT + rn.to(tl.int64)[:, None] * stride_bn + rr[None, :],
-                         mask=mask_n[:, None] & mask_r[None, :], other=0.0)
+            bt = tl.load(
+                BMAT + rn.to(tl.int64)[:, None] * stride_bn + rr[None, :],
+                mask=mask_n[:, None] & mask_r[None, :],
+                other=0.0,
+            )
             dy_op = _operand(dy, DT, UPCAST)
             g = tl.dot(dy_op, _operand(bt, DT, UPCAST), g, input_precision=PREC)
             if FUSE_DB:
@@ -211,16 +280,35 @@ def dy_pass_kernel(
                 tl.store(db_ptrs, db, mask=mask_n[:, None] & mask_r[None, :])
         if HAS_BIAS:
             if pid_r == 0:
-                tl.store(DBIAS_PART + pid_m.to(tl.int64) * N + rn, tl.sum(dy.to(tl.float32), axis=0), mask=mask_n)
+                tl.store(
+                    DBIAS_PART + pid_m.to(tl.int64) * N + rn, tl.sum(dy.to(tl.float32), axis=0), mask=mask_n
+                )
     if HAS_LORA:
-        tl.store(G + rm64[:, None] * stride_gm + rr[None, :], g * lora_scale, mask=mask_m[:, None] & mask_r[None, :])
+        tl.store(
+            G + rm64[:, None] * stride_gm + rr[None, :],
+            g * lora_scale,
+            mask=mask_m[:, None] & mask_r[None, :],
+        )
 
 
 @triton.jit
 def sparse_scatter_kernel(
-    A_op, C, OUT_LIST, OUT_PTR, SP_Q, SP_V,
-    X2, DV_PART, M, NNZ, stride_am, stride_cm, stride_x2m,
-    BT: tl.constexpr, BS: tl.constexpr, WITH_DVALUES: tl.constexpr,
+    A_op,
+    C,
+    OUT_LIST,
+    OUT_PTR,
+    SP_Q,
+    SP_V,
+    X2,
+    DV_PART,
+    M,
+    NNZ,
+    stride_am,
+    stride_cm,
+    stride_x2m,
+    BT: tl.constexpr,
+    BS: tl.constexpr,
+    WITH_DVALUES: tl.constexpr,
 ):
     """The tiny-support term, added in place: C[t, p] += Σ_k val_k·A_op[t, q_k] over the entries whose
     output coordinate is p (forward: A_op = x, p = row, q = col; dx: A_op = dy, p = col, q = row).
@@ -245,8 +333,9 @@ def sparse_scatter_kernel(
         mask_j = jj < j_hi
         q = tl.load(SP_Q + jj, mask=mask_j, other=0)
         val = tl.load(SP_V + jj, mask=mask_j, other=0.0)
-        g = tl.load(A_op + rt64[:, None] * stride_am + q[None, :], mask=mask_t[:, None] & mask_j[None, :],
-                    other=0.0).to(tl.float32)
+        g = tl.load(
+            A_op + rt64[:, None] * stride_am + q[None, :], mask=mask_t[:, None] & mask_j[None, :], other=0.0
+        ).to(tl.float32)
         acc += tl.sum(g * val[None, :], axis=1)
         if WITH_DVALUES:
             tl.store(DV_PART + pid_t.to(tl.int64) * NNZ + jj, tl.sum(g * x_col[:, None], axis=0), mask=mask_j)
@@ -257,10 +346,20 @@ def sparse_scatter_kernel(
 
 @triton.jit
 def lora_a_grad_kernel(
-    G, X, DA_PART, M, K, R, t_per_split,
-    stride_gm, stride_xm,
-    BT: tl.constexpr, BK: tl.constexpr, BR: tl.constexpr,
-    PREC: tl.constexpr, UPCAST: tl.constexpr,
+    G,
+    X,
+    DA_PART,
+    M,
+    K,
+    R,
+    t_per_split,
+    stride_gm,
+    stride_xm,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BR: tl.constexpr,
+    PREC: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     """dA = gᵀ·x, K-dimension = tokens: program (k-block, token split, r-block) writes one partial."""
     DT: tl.constexpr = X.dtype.element_ty
@@ -278,8 +377,12 @@ def lora_a_grad_kernel(
         rt = t0 + tl.arange(0, BT)
         mask_t = rt < t_end
         rt64 = rt.to(tl.int64)
-        gt = tl.load(G + rt64[:, None] * stride_gm + rr[None, :], mask=mask_t[:, None] & mask_r[None, :], other=0.0)
-        xt = tl.load(X + rt64[:, None] * stride_xm + rk[None, :], mask=mask_t[:, None] & mask_k[None, :], other=0.0)
+        gt = tl.load(
+            G + rt64[:, None] * stride_gm + rr[None, :], mask=mask_t[:, None] & mask_r[None, :], other=0.0
+        )
+        xt = tl.load(
+            X + rt64[:, None] * stride_xm + rk[None, :], mask=mask_t[:, None] & mask_k[None, :], other=0.0
+        )
         acc = tl.dot(tl.trans(_operand(gt, DT, UPCAST)), _operand(xt, DT, UPCAST), acc, input_precision=PREC)
     out = DA_PART + pid_t.to(tl.int64) * R * K + rr.to(tl.int64)[:, None] * K + rk[None, :]
     tl.store(out, acc, mask=mask_r[:, None] & mask_k[None, :])
@@ -287,10 +390,25 @@ def lora_a_grad_kernel(
 
 @triton.jit
 def block_sddmm_kernel(
-    DY, X, BLK_ROW, BLK_COL, BLK_PTR, SP_RL, SP_CL, DV_SORTED,
-    M, N_OUT, K_IN, stride_dm, stride_xm,
-    SB: tl.constexpr, BT: tl.constexpr, BS: tl.constexpr,
-    SPLIT: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
+    DY,
+    X,
+    BLK_ROW,
+    BLK_COL,
+    BLK_PTR,
+    SP_RL,
+    SP_CL,
+    DV_SORTED,
+    M,
+    N_OUT,
+    K_IN,
+    stride_dm,
+    stride_xm,
+    SB: tl.constexpr,
+    BT: tl.constexpr,
+    BS: tl.constexpr,
+    SPLIT: tl.constexpr,
+    PREC: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     """dvalues for a larger support, one program per occupied (SB x SB) block of S: the block of
     dyᵀ·x is accumulated on tensor cores over all tokens (only occupied blocks, so never a dense dS),
@@ -309,8 +427,16 @@ def block_sddmm_kernel(
         rt = t0 + tl.arange(0, BT)
         mask_t = rt < M
         rt64 = rt.to(tl.int64)
-        dy = tl.load(DY + rt64[:, None] * stride_dm + rows[None, :], mask=mask_t[:, None] & mask_rows[None, :], other=0.0)
-        xt = tl.load(X + rt64[:, None] * stride_xm + cols[None, :], mask=mask_t[:, None] & mask_cols[None, :], other=0.0)
+        dy = tl.load(
+            DY + rt64[:, None] * stride_dm + rows[None, :],
+            mask=mask_t[:, None] & mask_rows[None, :],
+            other=0.0,
+        )
+        xt = tl.load(
+            X + rt64[:, None] * stride_xm + cols[None, :],
+            mask=mask_t[:, None] & mask_cols[None, :],
+            other=0.0,
+        )
         acc = tl.dot(tl.trans(_operand(dy, DT, UPCAST)), _operand(xt, DT, UPCAST), acc, input_precision=PREC)
     j_lo = tl.load(BLK_PTR + b)
     j_hi = tl.load(BLK_PTR + b + 1)

@@ -72,15 +72,31 @@ class _Blocks:
 _INTERP_BLOCKS = _Blocks(
     gemm={"BM": 16, "BN": 32, "BK": 16, "GROUP_M": 2},
     epilogue={"BM": 16, "BN": 32, "BK": 16, "GROUP_M": 2},
-    shrink_bm=16, shrink_bk=16, dy_bm=16, dy_bn=32, a_grad_bt=16, a_grad_bk=32,
-    sddmm_sb=16, sddmm_bt=16, bs=16, scatter_bt=16,
+    shrink_bm=16,
+    shrink_bk=16,
+    dy_bm=16,
+    dy_bn=32,
+    a_grad_bt=16,
+    a_grad_bk=32,
+    sddmm_sb=16,
+    sddmm_bt=16,
+    bs=16,
+    scatter_bt=16,
 )
 # Hopper-class defaults (H100/H200); Ampere runs them too.
 _GPU_BLOCKS = _Blocks(
     gemm={"BM": 128, "BN": 256, "BK": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3},
     epilogue={"BM": 64, "BN": 256, "BK": 64, "GROUP_M": 8, "num_warps": 8, "num_stages": 3},
-    shrink_bm=64, shrink_bk=128, dy_bm=64, dy_bn=128, a_grad_bt=64, a_grad_bk=128,
-    sddmm_sb=128, sddmm_bt=64, bs=16, scatter_bt=128,
+    shrink_bm=64,
+    shrink_bk=128,
+    dy_bm=64,
+    dy_bn=128,
+    a_grad_bt=64,
+    a_grad_bk=128,
+    sddmm_sb=128,
+    sddmm_bt=64,
+    bs=16,
+    scatter_bt=128,
     warps={"shrink": (4, 3), "dy": (8, 3), "a_grad": (8, 3), "sddmm": (8, 3), "scatter": (4, 1)},
 )
 _GEMM_TUNING = [
@@ -89,9 +105,9 @@ _GEMM_TUNING = [
     triton.Config({"BM": 128, "BN": 128, "BK": 64, "GROUP_M": 8}, num_warps=4, num_stages=4),
 ]
 # Small on purpose: tuned once per (shape bucket, variant), a few configs keep first calls cheap.
-_gemm_tuned = triton.autotune(
-    configs=_GEMM_TUNING, key=["M_BUCKET", "N", "K", "HAS_LORA", "LO_B", "BR"]
-)(K.gemm_kernel)
+_gemm_tuned = triton.autotune(configs=_GEMM_TUNING, key=["M_BUCKET", "N", "K", "HAS_LORA", "LO_B", "BR"])(
+    K.gemm_kernel
+)
 
 
 def _blocks() -> _Blocks:
@@ -145,7 +161,7 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32"  # ignored for 16-bit operands
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _num_sms(device: torch.device) -> int:
     if device.type != "cuda":
         return 2
@@ -186,8 +202,14 @@ class SparsePlan:
         outs, counts = torch.unique_consecutive(p, return_counts=True)
         out_ptr = torch.zeros(outs.numel() + 1, device=p.device, dtype=torch.int64)
         out_ptr[1:] = counts.cumsum(0)
-        return (order, p.to(torch.int32), in_coord[order].to(torch.int32), ptr, outs.to(torch.int32),
-                out_ptr.to(torch.int32))
+        return (
+            order,
+            p.to(torch.int32),
+            in_coord[order].to(torch.int32),
+            ptr,
+            outs.to(torch.int32),
+            out_ptr.to(torch.int32),
+        )
 
     def forward_gather(self):
         """Entries in CSR order of rows of W, i.e. columns of y (forward scatter, row-chunked dvalues)."""
@@ -209,8 +231,11 @@ class SparsePlan:
             unique, inverse = torch.unique(lin, return_inverse=True)
             n16_r, n16_c = _cdiv(self.d_out, 16), _cdiv(self.d_in, 16)
             counts = torch.zeros(n16_r * n16_c, device=lin.device, dtype=torch.int32)
-            counts.index_add_(0, (self._rows // 16) * n16_c + self._cols // 16,
-                              torch.ones_like(self._rows, dtype=torch.int32))
+            counts.index_add_(
+                0,
+                (self._rows // 16) * n16_c + self._cols // 16,
+                torch.ones_like(self._rows, dtype=torch.int32),
+            )
             table = torch.zeros(n16_r + 1, n16_c + 1, device=lin.device, dtype=torch.int32)
             table[1:, 1:] = counts.view(n16_r, n16_c).cumsum(0).cumsum(1)
             self._parts["fold"] = (unique, inverse, table.contiguous())
@@ -243,8 +268,11 @@ class SparsePlan:
             ptr[1:] = counts.cumsum(0)
             self._parts[key] = (
                 order,
-                (uniq // n_cb).to(torch.int32), (uniq % n_cb).to(torch.int32), ptr.to(torch.int32),
-                (self._rows[order] % sb).to(torch.int32), (self._cols[order] % sb).to(torch.int32),
+                (uniq // n_cb).to(torch.int32),
+                (uniq % n_cb).to(torch.int32),
+                ptr.to(torch.int32),
+                (self._rows[order] % sb).to(torch.int32),
+                (self._cols[order] % sb).to(torch.int32),
             )
         return self._parts[key]
 
@@ -273,7 +301,9 @@ def _fold_weight(weight: Tensor, plan: SparsePlan, values: Tensor) -> tuple[Tens
     """hi = round(W + S) and lo = (W + S) - hi on the support (lo is None in fp32, where W + S is exact
     enough on its own)."""
     unique, inverse, _ = plan.fold()
-    s = torch.zeros(unique.numel(), device=weight.device, dtype=torch.float32).index_add_(0, inverse, values.float())
+    s = torch.zeros(unique.numel(), device=weight.device, dtype=torch.float32).index_add_(
+        0, inverse, values.float()
+    )
     w_hi = weight.clone()
     flat = w_hi.view(-1)
     exact = flat[unique].float() + s
@@ -308,8 +338,15 @@ def _dvalues_by_row_chunks(dy: Tensor, x: Tensor, plan: SparsePlan) -> Tensor:
 
 # ---------------------------------------------------------------------------------------- launchers
 def _launch_gemm(
-    *, a_op: Tensor, b_op: Tensor | None, b_lo: Tensor | None, c: Tensor, bias: Tensor | None,
-    stride_bk: int, stride_bn: int, k_dim: int,
+    *,
+    a_op: Tensor,
+    b_op: Tensor | None,
+    b_lo: Tensor | None,
+    c: Tensor,
+    bias: Tensor | None,
+    stride_bk: int,
+    stride_bn: int,
+    k_dim: int,
     lora: tuple[Tensor, Tensor, float, int, int] | None,
     occ: tuple[Tensor, int, int] | None,
     acc_from_c: bool,
@@ -327,18 +364,42 @@ def _launch_gemm(
     n16_n, n16_k = _cdiv(n, 16), _cdiv(k_dim, 16)
     split = a_op.dtype != torch.float32
     args = (
-        a_op, b_op if b_op is not None else dummy, b_lo if b_lo is not None else dummy, c,
+        a_op,
+        b_op if b_op is not None else dummy,
+        b_lo if b_lo is not None else dummy,
+        c,
         bias if bias is not None else dummy,
-        l_mat, r_mat, float(l_scale),
-        occ_t, s_on, s_ok, n16_n, n16_k,
-        m, n, k_dim, r, min(_next_pow2(m), 16384),
-        a_op.stride(0), stride_bk, stride_bn, c.stride(0), l_mat.stride(0) if lora else 0, stride_rr, stride_rn,
+        l_mat,
+        r_mat,
+        float(l_scale),
+        occ_t,
+        s_on,
+        s_ok,
+        n16_n,
+        n16_k,
+        m,
+        n,
+        k_dim,
+        r,
+        min(_next_pow2(m), 16384),
+        a_op.stride(0),
+        stride_bk,
+        stride_bn,
+        c.stride(0),
+        l_mat.stride(0) if lora else 0,
+        stride_rr,
+        stride_rn,
     )
     flags = dict(
         BR=_r_block(r),
-        ACC_FROM_C=acc_from_c, DENSE_B=b_op is not None, LO_B=b_lo is not None,
-        HAS_LORA=lora is not None, HAS_BIAS=bias is not None,
-        SPLIT=split, PREC=_precision(a_op.dtype), UPCAST=INTERPRET,
+        ACC_FROM_C=acc_from_c,
+        DENSE_B=b_op is not None,
+        LO_B=b_lo is not None,
+        HAS_LORA=lora is not None,
+        HAS_BIAS=bias is not None,
+        SPLIT=split,
+        PREC=_precision(a_op.dtype),
+        UPCAST=INTERPRET,
     )
 
     def grid(meta):
@@ -352,8 +413,16 @@ def _launch_gemm(
 
 
 def _product(
-    *, a_op: Tensor, w_main: Tensor, w_lo: Tensor | None, lo_dense: bool, n_cols: int, bias: Tensor | None,
-    transpose_w: bool, lora, occ,
+    *,
+    a_op: Tensor,
+    w_main: Tensor,
+    w_lo: Tensor | None,
+    lo_dense: bool,
+    n_cols: int,
+    bias: Tensor | None,
+    transpose_w: bool,
+    lora,
+    occ,
 ) -> Tensor:
     """a_op·W'ᵀ (forward, ``transpose_w``) or a_op·W' (dx) plus the epilogue, W' = w_main (+ w_lo).
 
@@ -367,12 +436,34 @@ def _product(
         c = a_op @ (w_main.t() if transpose_w else w_main)
         if lo_dense:
             c.addmm_(a_op, w_lo.t() if transpose_w else w_lo)
-        _launch_gemm(a_op=a_op, b_op=None, b_lo=lo_kernel, c=c, bias=bias, stride_bk=stride_bk, stride_bn=stride_bn,
-                     k_dim=k_dim, lora=lora, occ=occ, acc_from_c=True)
+        _launch_gemm(
+            a_op=a_op,
+            b_op=None,
+            b_lo=lo_kernel,
+            c=c,
+            bias=bias,
+            stride_bk=stride_bk,
+            stride_bn=stride_bn,
+            k_dim=k_dim,
+            lora=lora,
+            occ=occ,
+            acc_from_c=True,
+        )
     else:
         c = _alloc(a_op.shape[0], n_cols, like=a_op)
-        _launch_gemm(a_op=a_op, b_op=w_main, b_lo=lo_kernel, c=c, bias=bias, stride_bk=stride_bk,
-                     stride_bn=stride_bn, k_dim=k_dim, lora=lora, occ=occ, acc_from_c=False)
+        _launch_gemm(
+            a_op=a_op,
+            b_op=w_main,
+            b_lo=lo_kernel,
+            c=c,
+            bias=bias,
+            stride_bk=stride_bk,
+            stride_bn=stride_bn,
+            k_dim=k_dim,
+            lora=lora,
+            occ=occ,
+            acc_from_c=False,
+        )
         if lo_dense:
             c.addmm_(a_op, w_lo.t() if transpose_w else w_lo)
     return c
@@ -380,8 +471,14 @@ def _product(
 
 # ------------------------------------------------------------------------------------------ forward
 def forward(
-    x: Tensor, weight: Tensor, bias: Tensor | None, lora_A: Tensor | None, lora_B: Tensor | None,
-    scaling: float, sparse_index: Tensor | None, sparse_values: Tensor | None,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
+    scaling: float,
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     t, d_in = x.shape
     d_out = weight.shape[0]
@@ -394,8 +491,20 @@ def forward(
         v = _alloc(t, r, like=x, dtype=torch.float32)
         grid = (_cdiv(t, blk.shrink_bm), _cdiv(r, _r_block(r)))
         K.shrink_kernel[grid](
-            x, a_mat, v, t, d_in, r, x.stride(0), a_mat.stride(0), v.stride(0),
-            BM=blk.shrink_bm, BK=blk.shrink_bk, BR=_r_block(r), PREC=_precision(x.dtype), UPCAST=INTERPRET,
+            x,
+            a_mat,
+            v,
+            t,
+            d_in,
+            r,
+            x.stride(0),
+            a_mat.stride(0),
+            v.stride(0),
+            BM=blk.shrink_bm,
+            BK=blk.shrink_bk,
+            BR=_r_block(r),
+            PREC=_precision(x.dtype),
+            UPCAST=INTERPRET,
             **_kw("shrink"),
         )
         lora_args = (v, b_mat, scaling, 1, b_mat.stride(0))  # RMAT[r, n] = B[n, r]
@@ -414,8 +523,17 @@ def forward(
         occ = (table, table.stride(0), 1)  # GEMM n = row of W, k = column
 
     # y[m, n] = Σ_k x[m, k]·W[n, k]: B_op[k, n] = W[n, k]
-    y = _product(a_op=x, w_main=w_main, w_lo=w_lo, lo_dense=lo_dense, n_cols=d_out, bias=bias, transpose_w=True,
-                 lora=lora_args, occ=occ)
+    y = _product(
+        a_op=x,
+        w_main=w_main,
+        w_lo=w_lo,
+        lo_dense=lo_dense,
+        n_cols=d_out,
+        bias=bias,
+        transpose_w=True,
+        lora=lora_args,
+        occ=occ,
+    )
     if mode == "gather":
         order, _, q, _, outs, out_ptr = plan_for(sparse_index, d_out, d_in).forward_gather()
         _scatter(x, y, outs, out_ptr, q, sparse_values.float()[order], blk)
@@ -423,7 +541,13 @@ def forward(
 
 
 def _scatter(
-    a_op: Tensor, c: Tensor, outs: Tensor, out_ptr: Tensor, q: Tensor, vals_sorted: Tensor, blk: _Blocks,
+    a_op: Tensor,
+    c: Tensor,
+    outs: Tensor,
+    out_ptr: Tensor,
+    q: Tensor,
+    vals_sorted: Tensor,
+    blk: _Blocks,
     x_for_dvalues: Tensor | None = None,
 ) -> Tensor | None:
     """c[:, p] += Σ val·a_op[:, q] for the tiny support (in place); with ``x_for_dvalues`` also returns
@@ -435,17 +559,29 @@ def _scatter(
     dv_part = _alloc(n_t, nnz, like=a_op, dtype=torch.float32) if with_dv else c
     x2 = x_for_dvalues if with_dv else a_op
     K.sparse_scatter_kernel[(n_t, outs.numel())](
-        a_op, c, outs, out_ptr, q, vals_sorted.contiguous(), x2, dv_part, t, nnz,
-        a_op.stride(0), c.stride(0), x2.stride(0),
-        BT=blk.scatter_bt, BS=blk.bs, WITH_DVALUES=with_dv, **_kw("scatter"),
+        a_op,
+        c,
+        outs,
+        out_ptr,
+        q,
+        vals_sorted.contiguous(),
+        x2,
+        dv_part,
+        t,
+        nnz,
+        a_op.stride(0),
+        c.stride(0),
+        x2.stride(0),
+        BT=blk.scatter_bt,
+        BS=blk.bs,
+        WITH_DVALUES=with_dv,
+        **_kw("scatter"),
     )
     return dv_part.sum(0) if with_dv else None
 
 
 # ----------------------------------------------------------------------------------------- backward
-def _token_reduce(
-    g: Tensor, x: Tensor, blk: _Blocks
-) -> Tensor:
+def _token_reduce(g: Tensor, x: Tensor, blk: _Blocks) -> Tensor:
     """gᵀ·x (r x d) in fp32 with the token dimension split over enough programs to fill the GPU."""
     t, r = g.shape
     d = x.shape[1]
@@ -455,16 +591,36 @@ def _token_reduce(
     n_split = _cdiv(t, t_per_split)
     part = _alloc(n_split, r, d, like=x, dtype=torch.float32)
     K.lora_a_grad_kernel[(n_k, n_split, n_r)](
-        g, x, part, t, d, r, t_per_split, g.stride(0), x.stride(0),
-        BT=blk.a_grad_bt, BK=blk.a_grad_bk, BR=_r_block(r), PREC=_precision(x.dtype), UPCAST=INTERPRET,
+        g,
+        x,
+        part,
+        t,
+        d,
+        r,
+        t_per_split,
+        g.stride(0),
+        x.stride(0),
+        BT=blk.a_grad_bt,
+        BK=blk.a_grad_bk,
+        BR=_r_block(r),
+        PREC=_precision(x.dtype),
+        UPCAST=INTERPRET,
         **_kw("a_grad"),
     )
     return part.sum(0)
 
 
 def backward(
-    dy: Tensor, x: Tensor, weight: Tensor, lora_A: Tensor | None, lora_B: Tensor | None, scaling: float,
-    sparse_index: Tensor | None, sparse_values: Tensor | None, v: Tensor, need_bias: bool,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
+    scaling: float,
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
+    v: Tensor,
+    need_bias: bool,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
     t, d_out = dy.shape
     d_in = x.shape[1]
@@ -492,11 +648,28 @@ def backward(
         dbias_part = _alloc(n_mt, d_out, like=x, dtype=torch.float32) if need_bias else dummy
         n_r = _cdiv(r, _r_block(r)) if lora else 1
         K.dy_pass_kernel[(n_mt, n_r)](
-            dy, b_mat, v if lora else dummy, g, db_part, dbias_part,
-            t, d_out, r, float(scaling),
-            dy.stride(0), b_mat.stride(0) if lora else 0, v.stride(0) if lora else 0, g.stride(0) if lora else 0,
-            BM=blk.dy_bm, BN=blk.dy_bn, BR=_r_block(max(r, 1)),
-            HAS_LORA=lora, FUSE_DB=fuse_db, HAS_BIAS=need_bias, PREC=prec, UPCAST=INTERPRET,
+            dy,
+            b_mat,
+            v if lora else dummy,
+            g,
+            db_part,
+            dbias_part,
+            t,
+            d_out,
+            r,
+            float(scaling),
+            dy.stride(0),
+            b_mat.stride(0) if lora else 0,
+            v.stride(0) if lora else 0,
+            g.stride(0) if lora else 0,
+            BM=blk.dy_bm,
+            BN=blk.dy_bn,
+            BR=_r_block(max(r, 1)),
+            HAS_LORA=lora,
+            FUSE_DB=fuse_db,
+            HAS_BIAS=need_bias,
+            PREC=prec,
+            UPCAST=INTERPRET,
             **_kw("dy"),
         )
         if lora:
@@ -516,8 +689,17 @@ def backward(
         occ = (table, 1, table.stride(0))  # GEMM n = column of W, k = row
     lora_args = (g, lora_A.contiguous(), 1.0, lora_A.stride(0), 1) if lora else None  # RMAT = A
     # dx[m, n] = Σ_k dy[m, k]·W[k, n]
-    dx = _product(a_op=dy, w_main=w_main, w_lo=w_lo, lo_dense=lo_dense, n_cols=d_in, bias=None, transpose_w=False,
-                  lora=lora_args, occ=occ)
+    dx = _product(
+        a_op=dy,
+        w_main=w_main,
+        w_lo=w_lo,
+        lo_dense=lo_dense,
+        n_cols=d_in,
+        bias=None,
+        transpose_w=False,
+        lora=lora_args,
+        occ=occ,
+    )
     if mode == "gather":
         order, _, q, _, outs, out_ptr = plan.dx_gather()
         dv_sorted = _scatter(dy, dx, outs, out_ptr, q, sparse_values.float()[order], blk, x_for_dvalues=x)
@@ -533,9 +715,26 @@ def backward(
         order, blk_row, blk_col, blk_ptr, rl, cl = plan.sddmm(blk.sddmm_sb)
         dv_sorted = _alloc(nnz, like=x, dtype=torch.float32)
         K.block_sddmm_kernel[(blk_row.numel(),)](
-            dy, x, blk_row, blk_col, blk_ptr, rl, cl, dv_sorted, t, d_out, d_in, dy.stride(0), x.stride(0),
-            SB=blk.sddmm_sb, BT=blk.sddmm_bt, BS=blk.bs, SPLIT=x.dtype != torch.float32, PREC=prec,
-            UPCAST=INTERPRET, **_kw("sddmm"),
+            dy,
+            x,
+            blk_row,
+            blk_col,
+            blk_ptr,
+            rl,
+            cl,
+            dv_sorted,
+            t,
+            d_out,
+            d_in,
+            dy.stride(0),
+            x.stride(0),
+            SB=blk.sddmm_sb,
+            BT=blk.sddmm_bt,
+            BS=blk.bs,
+            SPLIT=x.dtype != torch.float32,
+            PREC=prec,
+            UPCAST=INTERPRET,
+            **_kw("sddmm"),
         )
         d_vals = torch.empty_like(dv_sorted)
         d_vals[order] = dv_sorted
