@@ -1,56 +1,71 @@
-"""Turn a fine-tune-and-score outcome into one leaderboard run (scores per task and metric)."""
+"""Turn a fine-tuning outcome into one leaderboard run: test scores per task and metric (plus the
+pre-post-training '@trained' scores and the dev scores of the scored model), with the real device,
+precision, world size and which model was scored (`select`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
-from collections.abc import Sequence
 from typing import Any
 
 from zoo.config import FinetuneConfig, to_dict
 from zoo.domain import Domain
 
 
-def _hardware() -> str:
-    import torch
+def _scores(outcome: Any) -> list[Any]:
+    from zoo.leaderboard import TaskScore
 
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    scores = []
+    for t in outcome.tasks:
+        for metric in t.reported_metrics:
+            scores.append(
+                TaskScore.from_values(
+                    t.task.name,
+                    metric,
+                    t.values(metric),
+                    is_primary=metric == t.task.primary_metric,
+                    task_version=t.task.version,
+                    n_samples=t.n_eval,
+                )
+            )
+        if t.n_dev and all(s.dev for s in t.scores):
+            scores += [
+                TaskScore.from_values(
+                    t.task.name,
+                    metric,
+                    t.values(metric, split="dev"),
+                    split="dev",
+                    is_primary=metric == t.task.primary_metric,
+                    task_version=t.task.version,
+                    n_samples=t.n_dev,
+                )
+                for metric in t.task.metrics
+            ]
+    return scores
 
 
-def record_outcome(domain: Domain, outcome: Any, backbone: Any, cfg: FinetuneConfig, seeds: Sequence[int], method_options: Sequence[str]) -> str:
-    from zoo.leaderboard import BenchResult, TaskScore, record
+def record_outcome(domain: Domain, outcome: Any, backbone: Any, cfg: FinetuneConfig, engine: Any) -> str:
+    from zoo.leaderboard import BenchResult, record
 
-    scores = [
-        TaskScore.from_values(
-            t.task.name,
-            metric,
-            t.values(metric),
-            is_primary=metric == t.task.primary_metric,
-            task_version=t.task.version,
-            n_samples=t.n_eval,
-        )
-        for t in outcome.tasks
-        for metric in t.reported_metrics
-    ]
-    first = outcome.tasks[0]
-    config = {"finetune": to_dict(cfg), "method": outcome.method, "method_options": list(method_options), "init": backbone.init}
+    summary = outcome.tasks[0].summary
+    config = {k: v for k, v in to_dict(cfg).items() if k not in ("seeds",)}
     result = BenchResult(
         domain=domain.name,
         model_id=outcome.model,
-        scores=scores,
+        scores=_scores(outcome),
         method=outcome.method,
-        trainable_params=first.trainable_params,
-        total_params=first.total_params,
-        sparsity=first.sparsity,
+        trainable_params=summary.get("trainable_params"),
+        total_params=summary.get("total_params"),
+        sparsity=summary.get("sparsity"),
         model_path=str(backbone.path) if backbone.path else None,
         training_mode="finetune" if backbone.init == "pretrained" and backbone.path else "random_init",
         domain_version=domain.version,
-        precision="fp32",
-        hardware=_hardware(),
-        seeds=tuple(seeds),
-        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16],
+        precision=engine.precision,
+        hardware=engine.hardware(),
+        world_size=engine.world,
+        select=outcome.select,
+        seeds=tuple(cfg.seeds),
+        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16],
+        results_path=str(outcome.run_dir),
     )
     return record(result)

@@ -56,5 +56,5 @@ DOMAIN = Domain(
         "train.batch_size": 16,
         "train.lr": 1e-3,
     },
-    finetune_defaults={"epochs": 3, "lr": 2e-4, "batch_size": 16, "max_length": 128},
+    finetune_defaults={"train.epochs": 3, "train.lr": 2e-4, "train.batch_size": 16, "task.max_length": 128},
 )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# evaluate copies the zoo's metric scripts into its module cache and imports them from there: one cache
+# for the whole session (set before evaluate is imported), so no test writes into ~/.cache.
+os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="zoo-test-hf-modules-"))
 
 
 def _import_triton_interpretable() -> None:

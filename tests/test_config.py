@@ -11,7 +11,12 @@ from zoo.errors import UserError
 def test_precedence_defaults_domain_yaml_overrides(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("train:\n  lr: 0.002\n  max_steps: 50\ndata:\n  seq_len: 64\n")
-    cfg = build_config(PretrainConfig, {"train.max_steps": 10, "train.batch_size": 8}, f, ["train.max_steps=7", "data.corpus=a.txt,b.txt"])
+    cfg = build_config(
+        PretrainConfig,
+        {"train.max_steps": 10, "train.batch_size": 8},
+        f,
+        ["train.max_steps=7", "data.corpus=a.txt,b.txt"],
+    )
     assert cfg.train.lr == 0.002  # from YAML
     assert cfg.train.max_steps == 7  # override beats YAML beats domain default
     assert cfg.train.batch_size == 8  # domain default beats dataclass default

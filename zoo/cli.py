@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -25,21 +26,29 @@ app = typer.Typer(
 tokenizer_app = typer.Typer(help="Domain tokenizers.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
 
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides as section.key=value, e.g. train.lr=3e-4.", show_default=False)]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML config (sections: see the saved config.yaml of any run).")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/<domain>-<verb>-<time>).")]
-FinetuneOverrides = Annotated[
-    Optional[list[str]],
-    typer.Argument(help="Fine-tuning overrides key=value: epochs, lr, batch_size, max_length, max_train_examples, …", show_default=False),
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="Config overrides as section.key=value, e.g. train.lr=3e-4.", show_default=False),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML config (sections: see the saved config.yaml of any run)."),
+]
+Out = Annotated[
+    Path | None, typer.Option("--out", help="Run directory (default: runs/<domain>-<verb>-<time>).")
 ]
 
 
 def _echo(text: str) -> None:
-    typer.echo(text)
+    # Under `accelerate launch` every process runs the verb; only the main one reports.
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(text)
 
 
 @app.command("domains")
-def domains_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def domains_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """List domain plugins (built-in and installed third-party) with their model, objective and tasks."""
     from zoo.registry import all_domains
 
@@ -76,9 +85,17 @@ def domains_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-re
 def tokenizer_train(
     domain: Annotated[str, typer.Argument(help="Domain name (see `zoo domains`).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the tokenizer to.")],
-    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="Corpus files or folders (default: the domain's sample).")] = None,
-    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Recipe name in tokenizers/ (default: the domain's first).")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option("--vocab-size", help="Vocabulary size (default: the recipe's).")] = None,
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Corpus files or folders (default: the domain's sample)."),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option("--recipe", help="Recipe name in tokenizers/ (default: the domain's first)."),
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option("--vocab-size", help="Vocabulary size (default: the recipe's).")
+    ] = None,
 ) -> None:
     """Train the domain's tokenizer recipe on a corpus and save a PreTrainedTokenizerFast directory."""
     from zoo.corpus import read_corpus
@@ -98,31 +115,67 @@ def tokenizer_train(
     _echo(f"tokenizer '{rec.name}' with {len(tok):,} entries written to {out}")
 
 
+def _domain(domain: str | None, config: Path | None) -> Any:
+    """The domain named on the command line, else the one a run's saved config names."""
+    from zoo.registry import get_domain
+
+    if domain is None and config is not None:
+        from zoo.config import load_yaml
+
+        domain = load_yaml(config).get("domain") or None
+    if domain is None:
+        raise UserError("name a domain (see `zoo domains`), or give --config with a run's config.yaml")
+    return get_domain(domain)
+
+
 @app.command("pretrain", context_settings={"allow_extra_args": False})
 def pretrain_cmd(
-    domain: Annotated[str, typer.Argument(help="Domain name (see `zoo domains`) or pkg.module:DOMAIN.")],
+    domain: Annotated[
+        str | None,
+        typer.Argument(
+            help="Domain name (see `zoo domains`) or pkg.module:DOMAIN; optional with --config of a run.",
+            show_default=False,
+        ),
+    ] = None,
     overrides: Overrides = None,
     config: ConfigFile = None,
-    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="Corpus files or folders (default: the domain's embedded sample).")] = None,
-    from_model: Annotated[Optional[str], typer.Option("--from", help="Continue pretraining a run or model directory (LR re-warms and re-decays).")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="'auto' (latest unfinished run, or --out) or a run/checkpoint path.")] = None,
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Corpus files or folders (default: the domain's embedded sample)."),
+    ] = None,
+    from_model: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Continue pretraining a run or model directory (LR re-warms and re-decays)."
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="'auto' (latest unfinished run, or --out) or a run/checkpoint path."),
+    ] = None,
     out: Out = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Pretrain a domain model from scratch (or continually with --from) with the domain's objective."""
-    from zoo.config import PretrainConfig, build_config
-    from zoo.registry import get_domain
+    """Pretrain a domain model from scratch (or continually with --from) with the domain's objective.
 
-    d = get_domain(domain)
+    Overrides: model.*, tokenizer.*, data.*, objective.* (e.g. objective.mask_prob=0.3), corpus.*
+    (e.g. corpus.window=4096), train.* (e.g. train.max_steps=5000 train.lr=3e-4)."""
+    from zoo.config import PretrainConfig, build_config
+
+    d = _domain(domain, config)
     extra = list(overrides or [])
     if corpus:
         extra.append("data.corpus=" + ",".join(str(p) for p in corpus))
+    if from_model:
+        extra.append(f"from_model={from_model}")
     cfg = build_config(PretrainConfig, d.pretrain_defaults, config, extra)
     if resume is not None and (overrides or config or corpus or from_model):
-        raise UserError("--resume continues a run with its saved config; drop the config options or start a new run")
-    from zoo.trainer import pretrain
+        raise UserError(
+            "--resume continues a run with its saved config; drop the config options or start a new run"
+        )
+    from zoo.pretrain import pretrain
 
-    run_dir = pretrain(d, cfg, out=out, resume=resume, from_model=from_model, quiet=quiet)
+    run_dir = pretrain(d, cfg, out=out, resume=resume, quiet=quiet)
     from zoo.run import read_info
 
     info = read_info(run_dir)
@@ -133,91 +186,219 @@ def pretrain_cmd(
     )
 
 
+def _method_help() -> str:
+    """`--method` help from the registry (entry-point names only: no plug-in is imported)."""
+    from zoo.registry import entry_point_names
+
+    return (
+        "Tuning method (`zoo methods` lists their options): "
+        + ", ".join(entry_point_names("zoo.methods"))
+        + "."
+    )
+
+
+MethodOption = Annotated[str | None, typer.Option("--method", help=_method_help(), show_default=False)]
+FinetuneOverrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Overrides section.key=value: train.* (epochs, lr, batch_size, grad_accum, …), task.* (max_length, "
+        "max_train_examples, max_eval_examples), method.* (the method's options, e.g. method.r=8), select=dev.",
+        show_default=False,
+    ),
+]
+Resume = Annotated[
+    str | None,
+    typer.Option("--resume", help="'auto' (latest unfinished run, or --out) or a run directory."),
+]
+
+
+def _finetune_cfg(d: Any, config: Path | None, overrides: list[str] | None, **flags: Any) -> Any:
+    from zoo.config import FinetuneConfig, build_config
+
+    extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    return build_config(FinetuneConfig, d.finetune_defaults, config, [*extra, *(overrides or [])])
+
+
+def _run_finetune(
+    verb: str,
+    d: Any,
+    cfg: Any,
+    *,
+    out: Path | None,
+    resume: str | None,
+    record: bool,
+    quiet: bool,
+    fresh: bool,
+) -> None:
+    if resume is not None and not fresh:
+        raise UserError(
+            "--resume continues a run with its saved config; drop the config options or start a new run"
+        )
+    from zoo.finetune import finetune
+
+    _echo(finetune(d, cfg, verb=verb, out=out, resume=resume, record=record, quiet=quiet).summary())
+
+
 @app.command("finetune")
 def finetune_cmd(
-    domain: Annotated[str, typer.Argument(help="Domain name.")],
-    task: Annotated[str, typer.Option("--task", help="Task name (see `zoo domains`).")],
-    from_model: Annotated[Optional[str], typer.Option("--from", help="Run or model directory (default: random init, the no-pretraining baseline).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Task data dir (with train/dev/test files) or its parent (default: embedded sample).")] = None,
-    method: Annotated[str, typer.Option("--method", help="Tuning method: full, lora, dsee, emoe.")] = "full",
-    method_config: Annotated[Optional[list[str]], typer.Option("--method-config", help="Method option key=value (repeatable), e.g. r=16.")] = None,
+    domain: Annotated[
+        str | None,
+        typer.Argument(help="Domain name; optional with --config of a run.", show_default=False),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Task name (see `zoo domains`).")] = None,
+    from_model: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Run or model directory (default: random init, the no-pretraining baseline)."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Task data dir (with train/dev/test files) or its parent (default: embedded sample).",
+        ),
+    ] = None,
+    method: MethodOption = None,
     seed: Annotated[int, typer.Option("--seed", help="First fine-tuning seed.")] = 0,
-    seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds, starting at --seed (mean ± std is recorded).")] = 1,
-    init: Annotated[str, typer.Option("--init", help="'pretrained' weights of --from, or 'random': same architecture and tokenizer, fresh weights.")] = "pretrained",
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--seeds", help="Number of seeds, starting at --seed (mean ± std is recorded; default 1)."
+        ),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="'pretrained' weights of --from (default), or 'random': same architecture and tokenizer, fresh weights.",
+        ),
+    ] = None,
     overrides: FinetuneOverrides = None,
     config: ConfigFile = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Save the fine-tuned model (of the last seed) in this directory.")] = None,
-    record: Annotated[bool, typer.Option("--record/--no-record", help="Write the score to the leaderboard.")] = True,
+    out: Out = None,
+    resume: Resume = None,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Write the score to the leaderboard.")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Fine-tune a model on one benchmark task, score it on the test split and record the result."""
-    from zoo.registry import get_domain
-
-    d = get_domain(domain)
-    from zoo.benchmarks.runner import finetune
-
-    result = finetune(
+    """Fine-tune a model on one benchmark task (dev scored every epoch), score the test split once and
+    record the result. `zoo finetune --config RUN/config.yaml` reruns a run."""
+    d = _domain(domain, config)
+    seed_list = ",".join(str(s) for s in range(seed, seed + seeds)) if seeds else None
+    cfg = _finetune_cfg(
         d,
-        d.task(task),
-        model_ref=from_model,
+        config,
+        overrides,
+        tasks=task,
+        model=from_model,
         data=data,
-        method=method,
-        method_options=list(method_config or []),
-        seeds=list(range(seed, seed + seeds)),
-        overrides=list(overrides or []),
-        config_file=config,
         init=init,
-        out=out,
-        record=record,
-        quiet=quiet,
+        seeds=seed_list,
+        **{"method.name": method},
     )
-    _echo(result.summary())
+    if not cfg.tasks and resume is None:
+        raise UserError(
+            f"name the task with --task (tasks of {d.name}: {', '.join(t.name for t in d.tasks)})"
+        )
+    fresh = not (task or from_model or data or method or seeds or init or overrides or config)
+    _run_finetune("finetune", d, cfg, out=out, resume=resume, record=record, quiet=quiet, fresh=fresh)
 
 
 @app.command("bench")
 def bench_cmd(
-    domain: Annotated[str, typer.Argument(help="Domain name.")],
-    model: Annotated[Optional[str], typer.Option("--model", help="Run or model directory (default: random init baseline).")] = None,
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task names (default: all of the domain's).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Folder holding one sub-folder per task (default: embedded sample).")] = None,
-    seeds: Annotated[int, typer.Option("--seeds", help="Fine-tuning seeds per task (mean ± std is recorded).")] = 1,
-    method: Annotated[str, typer.Option("--method", help="Tuning method: full, lora, dsee, emoe.")] = "full",
-    method_config: Annotated[Optional[list[str]], typer.Option("--method-config", help="Method option key=value (repeatable).")] = None,
-    init: Annotated[str, typer.Option("--init", help="'pretrained' weights of --model, or 'random': same architecture and tokenizer, fresh weights.")] = "pretrained",
+    domain: Annotated[
+        str | None,
+        typer.Argument(help="Domain name; optional with --config of a run.", show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Run or model directory (default: random init baseline).")
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option("--tasks", help="Comma-separated task names (default: all of the domain's)."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Folder holding one sub-folder per task (default: embedded sample)."),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option("--seeds", help="Fine-tuning seeds per task (mean ± std is recorded; default 1)."),
+    ] = None,
+    method: MethodOption = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="'pretrained' weights of --model (default), or 'random': same architecture and tokenizer, fresh weights.",
+        ),
+    ] = None,
     overrides: FinetuneOverrides = None,
     config: ConfigFile = None,
+    out: Out = None,
+    resume: Resume = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Run the domain's benchmark suite on a model and record every score on the leaderboard."""
-    from zoo.registry import get_domain
-
-    d = get_domain(domain)
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else [t.name for t in d.tasks]
-    specs = [d.task(n) for n in names]
-    from zoo.benchmarks.runner import bench
-
-    result = bench(
+    d = _domain(domain, config)
+    seed_list = ",".join(str(s) for s in range(seeds)) if seeds else None
+    cfg = _finetune_cfg(
         d,
-        specs,
-        model_ref=model,
+        config,
+        overrides,
+        tasks=tasks,
+        model=model,
         data=data,
-        method=method,
-        method_options=list(method_config or []),
-        seeds=list(range(seeds)),
-        overrides=list(overrides or []),
-        config_file=config,
         init=init,
-        quiet=quiet,
+        seeds=seed_list,
+        **{"method.name": method},
     )
-    _echo(result.summary())
+    fresh = not (tasks or model or data or method or seeds or init or overrides or config)
+    _run_finetune("bench", d, cfg, out=out, resume=resume, record=True, quiet=quiet, fresh=fresh)
+
+
+@app.command("methods")
+def methods_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List tuning methods (built-in and installed third-party) with their options and defaults."""
+    from zoo.adapters.base import METHODS, options_table
+
+    good, broken = METHODS.all()
+    rows = [
+        {
+            "name": name,
+            "summary": m.summary,
+            "options": [
+                dict(zip(("name", "type", "default", "doc"), o)) for o in options_table(m.config_cls)
+            ],
+        }
+        for name, m in good.items()
+    ]
+    if as_json:
+        _echo(json.dumps({"methods": rows, "broken": [b.__dict__ for b in broken]}, indent=2, default=str))
+        return
+    for r in rows:
+        _echo(f"{r['name']}: {r['summary']}")
+        for o in r["options"]:
+            _echo(f"    method.{o['name']}={o['default']!s}  ({o['type']}) {o['doc']}")
+    for b in broken:
+        _echo(f"broken plugin {b.name} ({b.target}): {b.error}")
 
 
 @app.command("leaderboard")
 def leaderboard_cmd(
-    domain: Annotated[Optional[str], typer.Option("--domain", help="Only this domain.")] = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="Only this domain.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, json or html.")] = "table",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout.")] = None,
-    db: Annotated[Optional[Path], typer.Option("--db", help="Leaderboard database (default: $ZOO_HOME/leaderboard.sqlite, ZOO_HOME=~/.zoo).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", help="Leaderboard database (default: $ZOO_HOME/leaderboard.sqlite, ZOO_HOME=~/.zoo)."
+        ),
+    ] = None,
 ) -> None:
     """Show recorded benchmark results."""
     from zoo import leaderboard

@@ -58,47 +58,93 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 300
+    """The engine's budget and optimiser, shared by pretraining and fine-tuning."""
+
+    max_steps: int | None = 300
+    """Optimizer steps; None = derived from `epochs` (fine-tuning)."""
+    epochs: float | None = None
+    """Passes over the training data (fractional allowed); used when max_steps is None."""
     batch_size: int = 16
-    """Global batch size in blocks (split over processes and accumulation steps)."""
+    """Global batch size (blocks or examples), split over processes and accumulation steps."""
     grad_accum: int = 1
     lr: float = 5e-4
     weight_decay: float = 0.01
+    adam_beta2: float = 0.98
+    adam_eps: float = 1e-6
     warmup_ratio: float = 0.1
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 1.0
-    eval_every: int = 100
+    eval_every: int | None = 100
+    """Steps between evaluations; None = once per epoch."""
     eval_batches: int = 20
-    save_every: int = 100
+    """Pretraining: held-out batches per evaluation."""
+    save_every: int | None = 100
+    """Steps between checkpoints; None = once per epoch, 0 = never."""
     keep_checkpoints: int = 2
     log_every: int = 10
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """auto = bf16 where the device supports it (CUDA), else fp32."""
 
 
 @dataclass
 class PretrainConfig:
+    domain: str = ""
+    from_model: str | None = None
+    """Continue pretraining this run or model directory (LR re-warms); None = from scratch."""
     model: ModelConfig = field(default_factory=ModelConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    objective: dict[str, Any] = field(default_factory=dict)
+    """Options of the domain's objective over its defaults, e.g. objective.mask_prob=0.3."""
+    corpus: dict[str, Any] = field(default_factory=dict)
+    """Options of the domain's corpus reader over its defaults, e.g. corpus.window=4096."""
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _finetune_train() -> TrainConfig:
+    return TrainConfig(
+        max_steps=None,
+        epochs=3.0,
+        lr=5e-5,
+        weight_decay=0.0,
+        adam_beta2=0.999,
+        adam_eps=1e-8,
+        eval_every=None,
+        save_every=None,
+        log_every=10,
+    )
+
+
+@dataclass
+class TaskDataConfig:
+    max_length: int = 128
+    """Tokens per example (longer ones are truncated)."""
+    max_train_examples: int | None = None
+    """Cap on training examples (None = all): for quick runs on big tasks."""
+    max_eval_examples: int | None = None
+    """Cap on dev and test examples (None = all)."""
 
 
 @dataclass
 class FinetuneConfig:
-    epochs: float = 3.0
-    batch_size: int = 16
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    seed: int = 0
-    max_train_examples: int | None = None
-    """Cap on training examples (None = all): for quick runs on big tasks."""
-    max_eval_examples: int | None = None
-    eval_split: str = "test"
-    """Split that is scored; the model after the last epoch is scored (no picking on it)."""
+    domain: str = ""
+    tasks: list[str] = field(default_factory=list)
+    """Tasks to fine-tune on (bench: all of the domain's)."""
+    model: str | None = None
+    """Run or model directory; None = the domain's architecture, randomly initialised."""
+    init: Literal["pretrained", "random"] = "pretrained"
+    """'random': same architecture and tokenizer as `model`, fresh weights (the no-pretraining baseline)."""
+    data: str | None = None
+    """Task data folder (or a parent with one folder per task); None = the embedded sample."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    select: Literal["last", "dev"] = "last"
+    """Which model scores on test: after the last epoch, or the dev-best epoch."""
+    task: TaskDataConfig = field(default_factory=TaskDataConfig)
+    train: TrainConfig = field(default_factory=_finetune_train)
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "full"})
+    """Tuning method: method.name=lora plus its options, e.g. method.r=8 (see `zoo methods`)."""
 
 
 C = TypeVar("C")
@@ -128,7 +174,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise UserError(f"'{key}' must be one of {', '.join(map(str, args))}, not {value!r}")
         return value
     if origin is list:
-        items = value if isinstance(value, list) else [_scalar(v.strip()) for v in str(value).split(",") if v.strip()]
+        items = (
+            value
+            if isinstance(value, list)
+            else [_scalar(v.strip()) for v in str(value).split(",") if v.strip()]
+        )
         return [_coerce(v, args[0], key) for v in items]
     if hint is bool:
         if isinstance(value, bool):
@@ -148,7 +198,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return str(value)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
-            raise UserError(f"'{key}' must be a mapping of {', '.join(f.name for f in dataclasses.fields(hint))}")
+            raise UserError(
+                f"'{key}' must be a mapping of {', '.join(f.name for f in dataclasses.fields(hint))}"
+            )
         return value
     return value
 
@@ -159,6 +211,8 @@ def valid_keys(cls: type, prefix: str = "") -> list[str]:
         hint = _field_types(cls)[f.name]
         if dataclasses.is_dataclass(hint):
             keys += valid_keys(hint, f"{prefix}{f.name}.")
+        elif typing.get_origin(hint) is dict:
+            keys.append(f"{prefix}{f.name}.*")
         else:
             keys.append(prefix + f.name)
     return keys
@@ -177,17 +231,31 @@ def set_key(cfg: Any, dotted: str, value: Any, root: type | None = None) -> None
                 f" — valid keys: {', '.join(valid_keys(root))}"
             )
         hint = _field_types(type(obj))[part]
+        if typing.get_origin(hint) is dict:
+            # An open section (objective.*, corpus.*, method.*): its plug-in validates the keys.
+            section = getattr(obj, part)
+            if i == len(parts) - 1:
+                if not isinstance(value, Mapping):
+                    raise UserError(f"'{dotted}' is a section; set its keys, e.g. {dotted}.name=…")
+                section.update(value)
+            else:
+                section[".".join(parts[i + 1 :])] = value
+            return
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(hint):
                 if not isinstance(value, Mapping):
-                    raise UserError(f"'{dotted}' is a section; set its keys, e.g. {dotted}.{dataclasses.fields(hint)[0].name}=…")
+                    raise UserError(
+                        f"'{dotted}' is a section; set its keys, e.g. {dotted}.{dataclasses.fields(hint)[0].name}=…"
+                    )
                 for k, v in value.items():
                     set_key(cfg, f"{dotted}.{k}", v, root)
                 return
             setattr(obj, part, _coerce(value, hint, dotted))
             return
         if not dataclasses.is_dataclass(hint):
-            raise UserError(f"'{'.'.join(parts[: i + 1])}' is not a section; valid keys: {', '.join(valid_keys(root))}")
+            raise UserError(
+                f"'{'.'.join(parts[: i + 1])}' is not a section; valid keys: {', '.join(valid_keys(root))}"
+            )
         obj = getattr(obj, part)
 
 
@@ -230,9 +298,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"config file '{p}{where}' is not valid YAML: {getattr(err, 'problem', err)}") from None
+        raise UserError(
+            f"config file '{p}{where}' is not valid YAML: {getattr(err, 'problem', err)}"
+        ) from None
     if not isinstance(data, dict):
-        raise UserError(f"config file '{p}' must hold a mapping of sections (model, tokenizer, data, train)")
+        raise UserError(
+            f"config file '{p}' must hold a mapping of keys and sections (as a run's config.yaml)"
+        )
     return data
 
 

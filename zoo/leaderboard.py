@@ -26,7 +26,11 @@ from typing import Any, Literal
 
 from zoo.errors import UserError, did_you_mean
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Migrations from schema N to N+1, run in order inside one transaction.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE runs ADD COLUMN world_size INTEGER", "ALTER TABLE runs ADD COLUMN select_by TEXT"),
+}
 Format = Literal["table", "markdown", "json", "html"]
 FORMATS: tuple[str, ...] = ("table", "markdown", "json", "html")
 
@@ -95,6 +99,8 @@ class BenchResult:
     suite_version: str = "1"
     precision: str | None = None
     hardware: str | None = None
+    world_size: int | None = None  # processes the fine-tune ran on (accelerate launch)
+    select: str | None = None  # which model was scored on test: "last" epoch or "dev"-best
     seeds: tuple[int, ...] = (0,)
     config_hash: str | None = None
     status: str = "finished"
@@ -133,7 +139,7 @@ CREATE TABLE IF NOT EXISTS runs (
     model_id TEXT NOT NULL, model_path TEXT, base_model TEXT, training_mode TEXT,
     method TEXT NOT NULL, trainable_params INTEGER, total_params INTEGER, sparsity REAL,
     precision TEXT, hardware TEXT, seeds TEXT NOT NULL, config_hash TEXT,
-    status TEXT NOT NULL, results_path TEXT
+    status TEXT NOT NULL, results_path TEXT, world_size INTEGER, select_by TEXT
 );
 CREATE TABLE IF NOT EXISTS scores (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -189,6 +195,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                 f"{path} was written by a newer zoo (schema {row[0]}, this zoo reads {SCHEMA_VERSION}); "
                 "upgrade domain-zoo or point ZOO_HOME at another folder"
             )
+        if row is not None and int(row[0]) < SCHEMA_VERSION:
+            _migrate(conn, int(row[0]))
         conn.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS)
         with conn:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -196,6 +204,15 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         raise UserError(
             f"{path} is not a usable zoo leaderboard database ({e}); move it away or set ZOO_HOME"
         ) from None
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring an older database up to SCHEMA_VERSION, all steps in one transaction."""
+    with conn:
+        for v in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[v]:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 
 def record(result: BenchResult, db_path: Path | None = None, *, replace: bool = False) -> str:
@@ -244,7 +261,9 @@ def _insert_run(conn: sqlite3.Connection, r: BenchResult, zoo_version: str) -> N
     conn.execute(
         "INSERT INTO runs (run_id, created_at, zoo_version, domain, domain_version, suite_version, model_id, "
         "model_path, base_model, training_mode, method, trainable_params, total_params, sparsity, precision, "
-        "hardware, seeds, config_hash, status, results_path) VALUES (" + ",".join("?" * 20) + ")",
+        "hardware, seeds, config_hash, status, results_path, world_size, select_by) VALUES ("
+        + ",".join("?" * 22)
+        + ")",
         (
             r.run_id,
             r.created_at,
@@ -266,6 +285,8 @@ def _insert_run(conn: sqlite3.Connection, r: BenchResult, zoo_version: str) -> N
             r.config_hash,
             r.status,
             r.results_path,
+            r.world_size,
+            r.select,
         ),
     )
 

@@ -31,7 +31,9 @@ def new_run_dir(domain: str, verb: str, out: str | Path | None) -> Path:
     if out is not None:
         path = Path(out)
         if path.exists() and any(path.iterdir()):
-            raise UserError(f"output directory '{path}' is not empty; choose another --out or resume it with --resume {path}")
+            raise UserError(
+                f"output directory '{path}' is not empty; choose another --out or resume it with --resume {path}"
+            )
         return path
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = RUNS_DIR / f"{domain}-{verb}-{stamp}"
@@ -54,7 +56,11 @@ def write_info(run_dir: Path, **fields: Any) -> dict[str, Any]:
 
 
 def is_complete(run_dir: Path) -> bool:
-    return read_info(run_dir).get("status") == "complete" and (run_dir / "model").is_dir()
+    """run.json says complete (written last); a pretraining run also has its model/."""
+    info = read_info(run_dir)
+    if info.get("status") != "complete":
+        return False
+    return info.get("verb") != "pretrain" or (run_dir / "model").is_dir()
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -68,8 +74,12 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 
 def find_resumable(domain: str, verb: str) -> Path | None:
-    """The newest runs/<domain>-<verb>-* that has a checkpoint and is not complete."""
-    candidates = [p for p in RUNS_DIR.glob(f"{domain}-{verb}-*") if p.is_dir() and checkpoints(p) and not is_complete(p)]
+    """The newest runs/<domain>-<verb>-* that has a checkpoint (anywhere inside) and is not complete."""
+    candidates = [
+        p
+        for p in RUNS_DIR.glob(f"{domain}-{verb}-*")
+        if p.is_dir() and not is_complete(p) and any(p.rglob("checkpoints/step-*"))
+    ]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
@@ -77,7 +87,9 @@ def resolve_model(ref: str | Path) -> Path:
     """A run dir (→ its model/) or a model dir with config.json; anything else is a user error."""
     path = Path(ref)
     if not path.exists():
-        raise UserError(f"model or run '{ref}' does not exist (give a run directory or a saved model directory)")
+        raise UserError(
+            f"model or run '{ref}' does not exist (give a run directory or a saved model directory)"
+        )
     if (path / "model" / "config.json").is_file():
         return path / "model"
     if (path / "config.json").is_file():

@@ -1,19 +1,24 @@
-"""The shared trainer: falling loss, exact resume after a kill, 1 vs 2 processes, continual pretraining."""
+"""Pretraining on the engine: falling loss, exact resume after a kill, 1 vs 2 processes, continual pretraining."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from run_helpers import (
+    KILL_AFTER_FIRST_CHECKPOINT,
+    accelerate_two_cpu_processes,
+    metrics,
+    subprocess_env,
+    train_losses,
+)
 
 from zoo.config import PretrainConfig, build_config
+from zoo.pretrain import pretrain
 from zoo.registry import get_domain
-from zoo.trainer import pretrain
 
 TINY = [
     "model.hidden_size=32",
@@ -38,24 +43,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(0)
     words = "patients treated with aspirin showed reduced risk of stroke and myocardial infarction in the trial".split()
     path = tmp_path_factory.mktemp("corpus") / "c.txt"
-    path.write_text("\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) for _ in range(300)))
+    path.write_text(
+        "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) for _ in range(300))
+    )
     return path
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def _train_losses(run: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in _metrics(run) if "loss" in r}
-
-
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo", *args], env=_env(), cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        env=subprocess_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_loss_falls_and_run_is_complete(tmp_path: Path, corpus: Path) -> None:
@@ -64,11 +66,11 @@ def test_loss_falls_and_run_is_complete(tmp_path: Path, corpus: Path) -> None:
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and (run / "model" / "config.json").is_file()
     assert (run / "loss.png").stat().st_size > 1000
-    losses = _train_losses(run)
+    losses = train_losses(run)
     first = sum(losses[s] for s in (1, 2, 3)) / 3
     last = sum(losses[s] for s in (22, 23, 24)) / 3
     assert last < first - 0.5, (first, last)
-    evals = [r for r in _metrics(run) if "eval_loss" in r]
+    evals = [r for r in metrics(run) if "eval_loss" in r]
     assert [r["step"] for r in evals] == [4, 8, 12, 16, 20, 24]
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]
     # Only the last keep_checkpoints (2) checkpoints remain; none is half-written.
@@ -81,43 +83,51 @@ def test_resume_after_kill_reproduces_the_uninterrupted_loss_exactly(tmp_path: P
     assert full.returncode == 0, full.stderr
     # Run the same job in a process that SIGKILLs itself right after its first checkpoint is on disk.
     killer = tmp_path / "killer.py"
-    killer.write_text(textwrap.dedent(
-        """
-        import os, signal, sys
-        import zoo.trainer as t
-        original = t.save_checkpoint
-        def save_then_die(*a, **k):
-            original(*a, **k)
-            os.kill(os.getpid(), signal.SIGKILL)
-        t.save_checkpoint = save_then_die
-        from zoo.cli import main
-        main(sys.argv[1:])
-        """
-    ))
+    killer.write_text(KILL_AFTER_FIRST_CHECKPOINT)
     cut = tmp_path / "cut"
-    killed = subprocess.run([sys.executable, str(killer), *args, "--out", str(cut)], env=_env(), capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, str(killer), *args, "--out", str(cut)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -9
     assert [p.name for p in (cut / "checkpoints").iterdir()] == ["step-4"]
     assert not (cut / "model").exists() and json.loads((cut / "run.json").read_text())["status"] == "running"
     resumed = _cli("pretrain", "biomedical", "--resume", "auto", "--out", str(cut), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    a, b = _train_losses(tmp_path / "full"), _train_losses(cut)
+    a, b = train_losses(tmp_path / "full"), train_losses(cut)
     assert sorted(a) == sorted(b)
     assert all(a[s] == b[s] for s in a), {s: (a[s], b[s]) for s in a if a[s] != b[s]}
-    assert json.loads((cut / "run.json").read_text())["final_loss"] == json.loads((tmp_path / "full" / "run.json").read_text())["final_loss"]
+    assert (
+        json.loads((cut / "run.json").read_text())["final_loss"]
+        == json.loads((tmp_path / "full" / "run.json").read_text())["final_loss"]
+    )
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Path, corpus: Path) -> None:
-    common = ["pretrain", "biomedical", "--corpus", str(corpus), "--quiet", *TINY, "train.max_steps=6", "train.save_every=100"]
+    common = [
+        "pretrain",
+        "biomedical",
+        "--corpus",
+        str(corpus),
+        "--quiet",
+        *TINY,
+        "train.max_steps=6",
+        "train.save_every=100",
+    ]
     one = _cli(*common, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "zoo", *common, "--out", str(tmp_path / "two")],
-        env=_env(), capture_output=True, text=True, timeout=600,
+        [*accelerate_two_cpu_processes(29641), "-m", "zoo", *common, "--out", str(tmp_path / "two")],
+        env={**subprocess_env(), "ACCELERATE_USE_CPU": "true"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    a, b = _train_losses(tmp_path / "one"), _train_losses(tmp_path / "two")
+    a, b = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
     assert sorted(a) == sorted(b) == list(range(1, 7))
     for s in a:
         assert b[s] == pytest.approx(a[s], rel=1e-4, abs=1e-5), (s, a[s], b[s])
@@ -126,13 +136,23 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Pa
 def test_continual_pretraining_starts_from_the_given_model(tmp_path: Path, corpus: Path) -> None:
     cfg = build_config(PretrainConfig, overrides=[*TINY, f"data.corpus={corpus}", "train.max_steps=16"])
     base = pretrain(get_domain("biomedical"), cfg, out=tmp_path / "base", quiet=True)
-    cont_cfg = build_config(PretrainConfig, overrides=[*TINY, f"data.corpus={corpus}", "train.max_steps=20", f"data.replay_corpus={corpus}", "data.replay_ratio=0.5"])
-    cont = pretrain(get_domain("biomedical"), cont_cfg, out=tmp_path / "cont", from_model=base, quiet=True)
+    cont_cfg = build_config(
+        PretrainConfig,
+        overrides=[
+            *TINY,
+            f"data.corpus={corpus}",
+            "train.max_steps=20",
+            f"data.replay_corpus={corpus}",
+            "data.replay_ratio=0.5",
+            f"from_model={base}",
+        ],
+    )
+    cont = pretrain(get_domain("biomedical"), cont_cfg, out=tmp_path / "cont", quiet=True)
     info = json.loads((cont / "run.json").read_text())
     assert info["training_mode"] == "continual" and info["from_model"] == str(base / "model")
     # It starts where the base model ended, far below a fresh model's first loss.
-    fresh_first = _train_losses(base)[1]
-    assert _train_losses(cont)[1] < fresh_first - 0.5
+    fresh_first = train_losses(base)[1]
+    assert train_losses(cont)[1] < fresh_first - 0.5
     # LR re-warms: the first logged LR is below the peak, then reaches it.
-    lrs = [r["lr"] for r in _metrics(cont) if "lr" in r]
+    lrs = [r["lr"] for r in metrics(cont) if "lr" in r]
     assert lrs[0] == pytest.approx(3e-3 / 2) and max(lrs) == pytest.approx(3e-3) and lrs[-1] < 3e-3 / 5
