@@ -209,7 +209,10 @@ def test_sample_gue_tasks(task, length, labels):
     else:  # promoters carry a TATA box or a GC-rich upstream far more often than background
         pos = [s for s, y in rows["train"] if y == "1"]
         neg = [s for s, y in rows["train"] if y == "0"]
-        gc = lambda s: (s[:25].count("G") + s[:25].count("C")) / 25
+
+        def gc(s: str) -> float:
+            return (s[:25].count("G") + s[:25].count("C")) / 25
+
         assert sum(map(gc, pos)) / len(pos) > sum(map(gc, neg)) / len(neg) + 0.15
 
 

@@ -93,8 +93,13 @@ def _tiny(kind: str, attn: str):
 
     torch.manual_seed(0)
     common = dict(
-        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=32, attn_implementation=attn,
+        vocab_size=40,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+        attn_implementation=attn,
     )
     if kind == "bert":
         return BertForMaskedLM(BertConfig(**common)).eval()

@@ -149,7 +149,10 @@ def test_kmer_round_trips_and_frames_non_overlapping(seq):
 
 def test_kmer_policy_for_tail_soft_masking_n_and_iupac():
     tok = train_tokenizer(load_recipe("genomic-kmer6"), [])
-    pieces = lambda s: tok.convert_ids_to_tokens(tok(s, add_special_tokens=False).input_ids)
+
+    def pieces(s: str) -> list[str]:
+        return tok.convert_ids_to_tokens(tok(s, add_special_tokens=False).input_ids)
+
     assert pieces("ACGTACGTA") == ["ACGTAC", "G", "T", "A"]  # tail shorter than k -> single bases
     assert pieces("acgtacgg") == ["ACGTAC", "G", "G"]  # soft-masked (lowercase) input is uppercased
     assert pieces("AAANCCCCCCC") == ["A", "A", "A", "N", "CCCCCC", "C"]  # N alone, framing restarts

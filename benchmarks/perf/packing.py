@@ -64,8 +64,15 @@ def main() -> None:
     from transformers import BertConfig, BertForMaskedLM
 
     vocab = 8192
-    cfg = BertConfig(vocab_size=vocab, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                     intermediate_size=1024, max_position_embeddings=args.block, attn_implementation="sdpa")
+    cfg = BertConfig(
+        vocab_size=vocab,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=args.block,
+        attn_implementation="sdpa",
+    )
     torch.manual_seed(0)
     base = BertForMaskedLM(cfg).train()
     objective = MaskedLM(MASK, vocab, [PAD, CLS, SEP, MASK])
@@ -110,8 +117,10 @@ def main() -> None:
         for name in names if i % 2 == 0 else names[::-1]:
             step(name, i + 1, timed=True)
 
-    print(f"BERT MLM 4x256, block {args.block}, {args.batch} rows/batch, {steps} timed steps per layout, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"BERT MLM 4x256, block {args.block}, {args.batch} rows/batch, {steps} timed steps per layout, "
+        f"{torch.get_num_threads()} threads"
+    )
     header = (
         f"{'layout':<24}{'slots/batch':>12}{'real tok/batch':>15}{'pad %':>7}"
         f"{'s/step':>8}{'real tok/s':>12}{'vs padded':>11}"

@@ -17,8 +17,8 @@ import importlib.util
 import statistics
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +43,8 @@ def load_kernels() -> types.ModuleType:
             mod.__path__ = [str(folder)]
             sys.modules[pkg] = mod
     spec = importlib.util.spec_from_file_location(
-        name, REPO / "adapters" / "kernels" / "__init__.py",
+        name,
+        REPO / "adapters" / "kernels" / "__init__.py",
         submodule_search_locations=[str(REPO / "adapters" / "kernels")],
     )
     module = importlib.util.module_from_spec(spec)
@@ -75,7 +76,10 @@ class Problem:
             values = (torch.randn(nnz, **kw) * 0.02).requires_grad_()
             self.supports[density] = (index, values)
         flat = torch.randperm(d_in * d_out, device="cuda", generator=g)[:DSEE_NNZ]
-        self.supports["dsee"] = (torch.stack([flat // d_in, flat % d_in]), (torch.randn(DSEE_NNZ, **kw) * 0.02).requires_grad_())
+        self.supports["dsee"] = (
+            torch.stack([flat // d_in, flat % d_in]),
+            (torch.randn(DSEE_NNZ, **kw) * 0.02).requires_grad_(),
+        )
 
     def params(self, *tensors: Tensor | None) -> list[Tensor]:
         return [t for t in tensors if t is not None]
@@ -85,7 +89,9 @@ def dense_s(index: Tensor, values: Tensor, shape: tuple[int, int], dtype: torch.
     return torch.zeros(shape, device=values.device, dtype=dtype).index_put(tuple(index), values.to(dtype))
 
 
-def make_variants(p: Problem, kernels: types.ModuleType) -> dict[str, tuple[Callable[[], Tensor], list[Tensor]]]:
+def make_variants(
+    p: Problem, kernels: types.ModuleType
+) -> dict[str, tuple[Callable[[], Tensor], list[Tensor]]]:
     """name -> (forward closure, tensors whose grads the backward must produce)."""
     f = kernels.sparse_lora_linear
     x, w, a, b, s = p.x, p.weight, p.lora_A, p.lora_B, p.scaling
@@ -96,17 +102,31 @@ def make_variants(p: Problem, kernels: types.ModuleType) -> dict[str, tuple[Call
     v = {
         "base (frozen linear)": (lambda: nn.functional.linear(x, w), [x]),
         "fused LoRA": (lambda: f(x, w, None, a, b, s, None, None), [x, a, b]),
-        f"fused LoRA+S N={DSEE_NNZ} (DSEE)": (lambda: f(x, w, None, a, b, s, idx_ds, val_ds), [x, a, b, val_ds]),
-        f"fused LoRA+S {DENSITIES[0]:.1%}": (lambda: f(x, w, None, a, b, s, idx_lo, val_lo), [x, a, b, val_lo]),
-        f"fused LoRA+S {DENSITIES[1]:.1%}": (lambda: f(x, w, None, a, b, s, idx_hi, val_hi), [x, a, b, val_hi]),
+        f"fused LoRA+S N={DSEE_NNZ} (DSEE)": (
+            lambda: f(x, w, None, a, b, s, idx_ds, val_ds),
+            [x, a, b, val_ds],
+        ),
+        f"fused LoRA+S {DENSITIES[0]:.1%}": (
+            lambda: f(x, w, None, a, b, s, idx_lo, val_lo),
+            [x, a, b, val_lo],
+        ),
+        f"fused LoRA+S {DENSITIES[1]:.1%}": (
+            lambda: f(x, w, None, a, b, s, idx_hi, val_hi),
+            [x, a, b, val_hi],
+        ),
         "peft LoRA (bf16 adapters)": (lambda: peft_layer(x), [x, *peft_params(peft_layer)]),
         f"unfused dense-masked LoRA+S {DENSITIES[1]:.1%}": (
-            lambda: nn.functional.linear(x, w) + s * ((x @ a.t()) @ b.t())
-            + x @ dense_s(idx_hi, val_hi, w.shape, torch.bfloat16).t(),
+            lambda: (
+                nn.functional.linear(x, w)
+                + s * ((x @ a.t()) @ b.t())
+                + x @ dense_s(idx_hi, val_hi, w.shape, torch.bfloat16).t()
+            ),
             [x, a, b, val_hi],
         ),
         f"merged weight W+sBA+S {DENSITIES[1]:.1%} (autograd)": (
-            lambda: nn.functional.linear(x, w + s * (b @ a) + dense_s(idx_hi, val_hi, w.shape, torch.bfloat16)),
+            lambda: nn.functional.linear(
+                x, w + s * (b @ a) + dense_s(idx_hi, val_hi, w.shape, torch.bfloat16)
+            ),
             [x, a, b, val_hi],
         ),
     }
@@ -193,8 +213,13 @@ def _sweep(kernels: types.ModuleType, dtypes: tuple[torch.dtype, ...]) -> list[s
     failures = []
     g = torch.Generator(device="cuda").manual_seed(123)
     tol = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
-    cases = [((3, 67), 129, 95, 1, 0), ((301,), 200, 333, 7, 16), ((2, 150), 257, 130, 20, 128),
-             ((513,), 96, 160, 256, 900), ((77,), 1000, 520, 64, 5000)]
+    cases = [
+        ((3, 67), 129, 95, 1, 0),
+        ((301,), 200, 333, 7, 16),
+        ((2, 150), 257, 130, 20, 128),
+        ((513,), 96, 160, 256, 900),
+        ((77,), 1000, 520, 64, 5000),
+    ]
     for dtype in dtypes:
         # every case in bf16 (the dtype that matters); one tiny-support and one large-support case otherwise
         for lead, d_in, d_out, r, nnz in cases if dtype == torch.bfloat16 else cases[1::3]:
@@ -211,24 +236,30 @@ def _sweep(kernels: types.ModuleType, dtypes: tuple[torch.dtype, ...]) -> list[s
             dy = torch.randn_like(y)
             got = [y, *torch.autograd.grad(y, params, dy)]
             ref_in = [t.detach().double().requires_grad_() for t in params]
-            yr = kernels.sparse_lora_linear_reference(ref_in[0], w.double(), ref_in[1], ref_in[2], ref_in[3], 0.5,
-                                                      idx, ref_in[4])
+            yr = kernels.sparse_lora_linear_reference(
+                ref_in[0], w.double(), ref_in[1], ref_in[2], ref_in[3], 0.5, idx, ref_in[4]
+            )
             want = [yr, *torch.autograd.grad(yr, ref_in, dy.double(), allow_unused=True)]
             for name, gt, wt in zip(("y", "dx", "dbias", "dA", "dB", "dvalues"), got, want):
                 if wt is None or wt.numel() == 0:
                     continue
                 err = ((gt.double() - wt).abs().max() / wt.abs().max().clamp_min(1.0)).item()
                 if not (err <= tol[dtype]):
-                    failures.append(f"  {str(dtype):<14} {lead}x{d_in}->{d_out} r={r} nnz={nnz} {name}: {err:.2e}")
+                    failures.append(
+                        f"  {str(dtype):<14} {lead}x{d_in}->{d_out} r={r} nnz={nnz} {name}: {err:.2e}"
+                    )
     return failures
 
 
 # ------------------------------------------------------------------------------------------ timing
-def time_fwd_bwd(fn: Callable[[], Tensor], params: list[Tensor], dy: Tensor, warmup: int, iters: int) -> float:
+def time_fwd_bwd(
+    fn: Callable[[], Tensor], params: list[Tensor], dy: Tensor, warmup: int, iters: int
+) -> float:
     """Median ms of forward + backward over ``iters`` back-to-back runs, each bracketed by CUDA events.
 
     No synchronisation between runs (as in training), so host-side launch overhead shows up only when it
     exceeds the GPU time of a run."""
+
     def step() -> None:
         for t in params:
             t.grad = None
@@ -237,7 +268,9 @@ def time_fwd_bwd(fn: Callable[[], Tensor], params: list[Tensor], dy: Tensor, war
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
+    events = [
+        (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)
+    ]
     for start, end in events:
         start.record()
         step()
@@ -273,11 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--no-autotune", action="store_true", help="fixed GEMM config instead of a 3-config tune")
     ap.add_argument("--skip-sweep", action="store_true", help="skip the small-shape correctness sweep")
-    ap.add_argument("--profile", action="store_true", help="also print per-kernel CUDA time of the fused variants")
+    ap.add_argument(
+        "--profile", action="store_true", help="also print per-kernel CUDA time of the fused variants"
+    )
     args = ap.parse_args(argv)
 
     if not torch.cuda.is_available():
-        print("sparse_lora benchmark: needs a CUDA GPU (the CPU path is the plain-torch reference)", file=sys.stderr)
+        print(
+            "sparse_lora benchmark: needs a CUDA GPU (the CPU path is the plain-torch reference)",
+            file=sys.stderr,
+        )
         return 2
     import os
 
@@ -287,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     import triton
 
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  triton {triton.__version__}")
-    print(f"fused base GEMM: {os.environ.get('ZOO_SPARSE_LORA_BASE', 'cublas')}  "
-          f"autotune: {os.environ.get('ZOO_SPARSE_LORA_AUTOTUNE', '1') != '0'}")
+    print(
+        f"fused base GEMM: {os.environ.get('ZOO_SPARSE_LORA_BASE', 'cublas')}  "
+        f"autotune: {os.environ.get('ZOO_SPARSE_LORA_AUTOTUNE', '1') != '0'}"
+    )
     ok = True
     if not args.skip_sweep:
         dtypes = (torch.bfloat16,) if args.quick else (torch.float32, torch.float16, torch.bfloat16)
@@ -304,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in ranks:
             p = Problem(t, d_in, d_out, r)
             fails = check_fused(p, kernels)
-            print(f"correctness on the timed inputs T={t} in={d_in} out={d_out} r={r}: {'FAIL' if fails else 'ok'}")
+            print(
+                f"correctness on the timed inputs T={t} in={d_in} out={d_out} r={r}: {'FAIL' if fails else 'ok'}"
+            )
             print("\n".join(fails)) if fails else None
             ok &= not fails
             row = {}
@@ -318,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.empty_cache()
 
     names = list(next(iter(results.values())).keys())
-    print(f"\nforward+backward time / frozen base layer (median of {args.iters} after {args.warmup} warm-up; bf16)")
+    print(
+        f"\nforward+backward time / frozen base layer (median of {args.iters} after {args.warmup} warm-up; bf16)"
+    )
     header = f"{'T x in x out':<20}{'r':>4}{'base ms':>9}" + "".join(f"{n[:22]:>24}" for n in names[1:])
     print(header)
     for (t, d_in, d_out, r), row in results.items():

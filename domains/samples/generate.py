@@ -495,7 +495,7 @@ def topic_slots(rng: random.Random, topic: str) -> dict[str, str]:
 def render(template: str, slots: dict[str, str]) -> list[Segment]:
     """Template -> segments; slot values keep their entity type. Capitalises the sentence start."""
     segments: list[Segment] = []
-    for i, piece in enumerate(re.split(r"(\{\w+\})", template)):
+    for piece in re.split(r"(\{\w+\})", template):
         if not piece:
             continue
         if piece.startswith("{"):
@@ -529,7 +529,10 @@ def study(rng: random.Random, topic: str, answer: str) -> dict[str, list[list[Se
     """One synthetic abstract, sections as rendered sentences; `answer` (yes/no/maybe) drives results."""
     t = TOPICS[topic]
     slots = topic_slots(rng, topic)
-    pick = lambda key: render(rng.choice(t[key]), slots)
+
+    def pick(key: str) -> list[Segment]:
+        return render(rng.choice(t[key]), slots)
+
     results = [pick(answer)] + ([pick("extra")] if rng.random() < 0.5 else [])
     rng.shuffle(results)
     return {
