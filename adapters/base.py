@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import nn
 
 from zoo.domain import TaskSpec
-from zoo.errors import UserError
+from zoo.errors import UserError, did_you_mean
 from zoo.registry import Registry
 
 
@@ -102,11 +102,15 @@ def method_config(method: Method, options: dict[str, Any]) -> Any:
     from zoo.config import set_key
 
     cfg = method.config_cls()
+    known = [f.name for f in dataclasses.fields(cfg)]
     for key, value in options.items():
+        if key.split(".")[0] not in known:
+            hint = did_you_mean(key, known) if known else " (it has no options)"
+            raise UserError(f"unknown option 'method.{key}' for tuning method '{method.name}'{hint}")
         try:
             set_key(cfg, key, value)
         except UserError as err:
-            raise UserError(f"method '{method.name}': {err}") from None
+            raise UserError(f"tuning method '{method.name}': {err}") from None
     validate = getattr(cfg, "validate", None)
     if validate is not None:
         validate()

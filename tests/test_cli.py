@@ -57,6 +57,14 @@ def test_help_does_not_import_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_finetune_help_lists_every_method_with_its_options(tmp_path: Path) -> None:
+    proc = zoo("finetune", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("full", "lora", "dsee", "emoe"):
+        assert f"{name}: " in proc.stdout
+    assert "method.num_sparse=64" in proc.stdout and "method.r=16" in proc.stdout
+
+
 def test_domains_json_lists_the_builtins(tmp_path: Path) -> None:
     proc = zoo("domains", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

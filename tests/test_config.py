@@ -68,3 +68,55 @@ def test_saved_config_loads_back_identically(tmp_path: Path) -> None:
     cfg = build_config(PretrainConfig, overrides=["train.lr=1e-3", "model.hidden_size=64", "data.corpus=x"])
     save_yaml(cfg, tmp_path / "config.yaml")
     assert build_config(PretrainConfig, config_file=tmp_path / "config.yaml") == cfg
+
+
+def test_open_sections_take_any_key_and_their_plugin_validates_it() -> None:
+    from zoo.config import valid_keys
+
+    cfg = build_config(PretrainConfig, overrides=["objective.mask_prob=0.3", "corpus.window=4096"])
+    assert cfg.objective == {"mask_prob": 0.3} and cfg.corpus == {"window": 4096}
+    assert "objective.*" in valid_keys(PretrainConfig) and "method.*" in valid_keys(FinetuneConfig)
+    ft = build_config(
+        FinetuneConfig, overrides=["method.name=lora", "method.r=8", "train.lr=1e-3", "select=dev"]
+    )
+    assert ft.method == {"name": "lora", "r": 8} and ft.train.lr == 1e-3 and ft.select == "dev"
+    with pytest.raises(UserError, match="did you mean 'train.epochs'"):
+        build_config(FinetuneConfig, overrides=["train.epoch=3"])
+
+
+def test_method_options_are_typed_by_the_method_and_resolved_in_full() -> None:
+    from zoo.finetune import resolve_method
+
+    method, cfg = resolve_method(build_config(FinetuneConfig, overrides=["method.name=lora", "method.r=8"]))
+    assert method.name == "lora" and cfg.r == 8 and cfg.alpha == 32.0 and isinstance(cfg.alpha, float)
+    with pytest.raises(UserError, match=r"unknown option 'method.rank' .*'lora' \(choose from: alpha, .*r,"):
+        resolve_method(build_config(FinetuneConfig, overrides=["method.name=lora", "method.rank=8"]))
+    with pytest.raises(UserError, match="did you mean 'alpha'"):
+        resolve_method(build_config(FinetuneConfig, overrides=["method.name=lora", "method.alhpa=8"]))
+    with pytest.raises(UserError, match="it has no options"):
+        resolve_method(build_config(FinetuneConfig, overrides=["method.r=8"]))
+    with pytest.raises(UserError, match="did you mean 'dsee'"):
+        resolve_method(build_config(FinetuneConfig, overrides=["method.name=dse"]))
+
+
+def test_objective_and_corpus_options_reach_the_run() -> None:
+    from zoo.objectives import build_objective
+    from zoo.pretrain import obtain_tokenizer, prepare_data
+    from zoo.registry import get_domain
+
+    genomic = get_domain("genomic")
+    small = build_config(
+        PretrainConfig, genomic.pretrain_defaults, overrides=["corpus.window=256", "data.eval_fraction=0"]
+    )
+    large = build_config(PretrainConfig, genomic.pretrain_defaults, overrides=["data.eval_fraction=0"])
+    tok = obtain_tokenizer(genomic, large, None)
+    # Windows of 256 bases instead of the domain's 1536: about six times as many documents.
+    assert prepare_data(genomic, small, tok).documents > 5 * prepare_data(genomic, large, tok).documents
+    bio = get_domain("biomedical")
+    cfg = build_config(PretrainConfig, bio.pretrain_defaults, overrides=["objective.mask_prob=0.3"])
+    btok = obtain_tokenizer(bio, cfg, None)
+    assert (
+        build_objective(bio.objective.name, {**bio.objective.options, **cfg.objective}, btok).mask_prob == 0.3
+    )
+    with pytest.raises(UserError, match="did you mean 'mask_prob'"):
+        build_objective("mlm", {"mask_prb": 0.3}, btok)

@@ -160,7 +160,11 @@ def test_options_come_from_key_value_strings():
     "name, opts, match",
     [
         ("dsee", {"sparse_init": "svd"}, "sparse_init"),
-        ("lora", {"alpah": 4}, "method 'lora': unknown config key 'alpah'.*did you mean 'alpha'"),
+        (
+            "lora",
+            {"alpah": 4},
+            "unknown option 'method.alpah' for tuning method 'lora' — did you mean 'alpha'",
+        ),
         ("emoe", {"num_experts": 4, "top_k": 9}, "top_k"),  # each key valid, the pair is not
         ("dsee", {"r": 0, "num_sparse": 0}, "not both 0"),
     ],

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from zoo.errors import UserError
 
@@ -239,7 +240,29 @@ def _run_finetune(
     _echo(finetune(d, cfg, verb=verb, out=out, resume=resume, record=record, quiet=quiet).summary())
 
 
-@app.command("finetune")
+class _WithMethodOptions(typer.core.TyperCommand):
+    """`--help` ends with every registered method and its options. Built only when help is shown:
+    listing options imports the method plug-ins (and torch), which the CLI otherwise defers."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        super().format_epilog(ctx, formatter)
+        from zoo.adapters.base import METHODS, options_table
+
+        good, broken = METHODS.all()
+        with formatter.section("Methods (set options as method.KEY=VALUE)"):
+            for name, method in good.items():
+                rows = [
+                    (f"method.{o[0]}={o[2]}", f"{o[1]}: {o[3]}") for o in options_table(method.config_cls)
+                ]
+                formatter.write_text(f"{name}: {method.summary}")
+                if rows:
+                    with formatter.indentation():
+                        formatter.write_dl(rows)
+            for b in broken:
+                formatter.write_text(f"{b.name}: broken plug-in ({b.error})")
+
+
+@app.command("finetune", cls=_WithMethodOptions)
 def finetune_cmd(
     domain: Annotated[
         str | None,
@@ -306,7 +329,7 @@ def finetune_cmd(
     _run_finetune("finetune", d, cfg, out=out, resume=resume, record=record, quiet=quiet, fresh=fresh)
 
 
-@app.command("bench")
+@app.command("bench", cls=_WithMethodOptions)
 def bench_cmd(
     domain: Annotated[
         str | None,
