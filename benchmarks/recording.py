@@ -41,7 +41,28 @@ def _scores(outcome: Any) -> list[Any]:
                 )
                 for metric in t.task.metrics
             ]
+        scores += _dev_curve(t)
     return scores
+
+
+def _dev_curve(t: Any) -> list[Any]:
+    """The primary metric on dev after each evaluation, as '<metric>@eval<k>' rows of split 'dev'
+    (mean ± std over the seeds that reached evaluation k)."""
+    from zoo.leaderboard import TaskScore
+
+    curves = [s.dev_curve for s in t.scores if s.dev_curve]
+    primary = t.task.primary_metric
+    return [
+        TaskScore.from_values(
+            t.task.name,
+            f"{primary}@eval{k + 1}",
+            [c[k] for c in curves if len(c) > k],
+            split="dev",
+            task_version=t.task.version,
+            n_samples=t.n_dev,
+        )
+        for k in range(max((len(c) for c in curves), default=0))
+    ]
 
 
 def record_outcome(domain: Domain, outcome: Any, backbone: Any, cfg: FinetuneConfig, engine: Any) -> str:

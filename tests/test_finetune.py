@@ -62,8 +62,20 @@ def test_token_classification_learns_scores_dev_every_epoch_andmetrics(ner_dir: 
     with leaderboard.connect() as conn:
         run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (out.run_id,)).fetchone()
         splits = {s for (s,) in conn.execute("SELECT split FROM scores WHERE run_id = ?", (out.run_id,))}
+        curve = [
+            (m, v)
+            for (m, v) in conn.execute(
+                "SELECT metric, value FROM scores WHERE run_id = ? AND split = 'dev' AND metric LIKE 'f1@eval%' "
+                "ORDER BY rowid",
+                (out.run_id,),
+            )
+        ]
     assert (run["precision"], run["world_size"], run["select_by"]) == ("fp32", 1, "last")
     assert run["hardware"].startswith("cpu") and splits == {"test", "dev"}
+    # The dev curve, mean over the two seeds per evaluation, is on the leaderboard too.
+    assert [m for m, _ in curve] == [f"f1@eval{k}" for k in range(1, 13)]
+    first = [next(r["dev_f1"] for r in dev if r["seed"] == seed) for seed in (0, 1)]
+    assert curve[0][1] == pytest.approx(sum(first) / 2)
 
 
 def test_select_dev_scores_the_dev_best_epoch(ner_dir: Path, tmp_path: Path) -> None:

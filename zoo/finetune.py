@@ -39,6 +39,8 @@ class SeedScore:
     """With a post-training step: the test score just before it (DSEE stage 1, EMoE before its dense switch)."""
     dev: dict[str, float] | None = None
     """Dev score of the model that was scored on test."""
+    dev_curve: list[float] = field(default_factory=list)
+    """The primary metric on dev after each evaluation of the (first) training phase."""
 
 
 @dataclass
@@ -230,6 +232,7 @@ class SeedRun:
         n, bs = len(data.rows["train"]), cfg.train.batch_size
         self.per_epoch = max(1, math.ceil(n / bs))
         self.steps = cfg.train.max_steps or max(1, round(self.per_epoch * (cfg.train.epochs or 1.0)))
+        self.dev_curve: list[float] = []
 
     def context(self, tokenizer: Any) -> Any:
         from zoo.adapters.base import MethodContext
@@ -282,6 +285,9 @@ class SeedRun:
     def _dev_hook(self, model: Any, step: int, plan: Plan, workdir: Path) -> dict[str, float]:
         scores = self.evaluate(model, "dev")
         value = scores[self.data.task.primary_metric]
+        if plan.tags["phase"] == "train":
+            plan.state["curve"] = [*plan.state.get("curve", []), value]
+            self.dev_curve = plan.state["curve"]
         best = plan.state.get("best")
         if self.cfg.select == "dev" and (best is None or value > best["value"]):
             plan.state["best"] = {"step": step, "value": value}
@@ -330,7 +336,7 @@ class SeedRun:
         model = self.method.after_training(model, self.mcfg, ctx)
         seconds = time.perf_counter() - t0
         dev = self.evaluate(model, "dev") if "dev" in self.data.rows else None
-        score = SeedScore(self.seed, self.evaluate(model, "test"), seconds, trained, dev)
+        score = SeedScore(self.seed, self.evaluate(model, "test"), seconds, trained, dev, self.dev_curve)
         summary = self.method.describe(model)
         if self.engine.is_main:
             if save_to is not None:
