@@ -215,6 +215,7 @@ class Engine:
             saved = json.loads((last / "trainer_state.json").read_text())
             start, units_seen = saved["step"], saved["units_seen"]
             plan.state.update(saved.get("state", {}))
+        if resume:  # what was logged after the checkpoint (or before any) is about to be redone
             self._drop_records_after(metrics_path, start, plan.tags)
         log = _MetricsLog(metrics_path, plan.tags, self.is_main)
         last_loss = float("nan")

@@ -107,6 +107,7 @@ def main() -> None:
         from zoo.finetune import resolve_method
 
         method, mcfg = resolve_method(cfg)
+        (Path(tmp) / "run").mkdir()
         seed_run = SeedRun(engine, cfg, data, method, mcfg, Path(tmp) / "run", 0, pad, resume=False)
         seed_run.steps = steps
         model = build_task_model(domain, data, backbone, seed=0)
