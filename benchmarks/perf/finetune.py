@@ -28,7 +28,9 @@ from zoo.registry import get_domain
 
 
 def old_loop(model, rows, kind, pad_id, lr, batch_size, steps, seed):
-    """The loop `zoo finetune` used before the engine (benchmarks/runner.py `train_epochs`)."""
+    """The loop `zoo finetune` used before the engine (benchmarks/runner.py `train_epochs`): per-batch
+    collate, the model's own loss, AdamW, LambdaLR, clipping. It draws the engine's batches (same
+    sampler, same seed), so both loops do exactly the same arithmetic and only the machinery differs."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warm = int(0.1 * steps)
@@ -36,23 +38,16 @@ def old_loop(model, rows, kind, pad_id, lr, batch_size, steps, seed):
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm))
     )
     model.train()
-    step, epoch = 0, 0
-    while step < steps:
-        order = torch.randperm(
-            len(rows), generator=torch.Generator().manual_seed(seed * 9973 + epoch)
-        ).tolist()
-        for i in range(0, len(order), batch_size):
-            if step >= steps:
-                break
-            batch = kind.collate([rows[j] for j in order[i : i + batch_size]], pad_id)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-        epoch += 1
+    for step in range(steps):
+        batch = kind.collate(
+            [rows[j] for j in stream_indices(len(rows), step * batch_size, batch_size, seed)], pad_id
+        )
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
     return float(loss)
 
 
@@ -83,13 +78,13 @@ def main() -> None:
     n_examples = steps * bs
     results = []
 
-    model = build_task_model(domain, data, backbone, seed=0)
-    t0 = time.perf_counter()
-    loss = old_loop(model, rows, data.kind, pad, cfg.train.lr, bs, steps, seed=0)
-    results.append(("old loop", time.perf_counter() - t0, loss))
-
     engine = Engine(cfg.train, quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
+        model = build_task_model(domain, data, backbone, seed=0)
+        t0 = time.perf_counter()
+        loss = old_loop(model, rows, data.kind, pad, cfg.train.lr, bs, steps, seed=0)
+        results.append(("old loop", time.perf_counter() - t0, loss))
+
         plan = Plan(
             label="bench",
             steps=steps,
