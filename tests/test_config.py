@@ -101,7 +101,7 @@ def test_method_options_are_typed_by_the_method_and_resolved_in_full() -> None:
 
 def test_objective_and_corpus_options_reach_the_run() -> None:
     from zoo.objectives import build_objective
-    from zoo.pretrain import obtain_tokenizer, prepare_data
+    from zoo.pretrain import build_domain_objective, obtain_tokenizer, prepare_data
     from zoo.registry import get_domain
 
     genomic = get_domain("genomic")
@@ -115,8 +115,6 @@ def test_objective_and_corpus_options_reach_the_run() -> None:
     bio = get_domain("biomedical")
     cfg = build_config(PretrainConfig, bio.pretrain_defaults, overrides=["objective.mask_prob=0.3"])
     btok = obtain_tokenizer(bio, cfg, None)
-    assert (
-        build_objective(bio.objective.name, {**bio.objective.options, **cfg.objective}, btok).mask_prob == 0.3
-    )
+    assert build_domain_objective(bio, cfg, btok).mask_prob == 0.3
     with pytest.raises(UserError, match="did you mean 'mask_prob'"):
         build_objective("mlm", {"mask_prb": 0.3}, btok)

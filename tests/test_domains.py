@@ -46,8 +46,8 @@ def test_sample_corpus_reads_and_every_recipe_trains(name: str) -> None:
 
 @pytest.mark.parametrize("name", DOMAINS)
 def test_objective_collates_a_packed_batch_with_a_finite_loss(name: str) -> None:
-    from zoo.objectives import build_objective
-    from zoo.pretrain import build_model, obtain_tokenizer, prepare_data
+
+    from zoo.pretrain import build_domain_objective, build_model, obtain_tokenizer, prepare_data
 
     domain = get_domain(name)
     cfg = build_config(
@@ -56,7 +56,7 @@ def test_objective_collates_a_packed_batch_with_a_finite_loss(name: str) -> None
         overrides=[*TINY_MODEL, "data.max_documents=100", "data.seq_len=64"],
     )
     tok = obtain_tokenizer(domain, cfg, None)
-    objective = build_objective(domain.objective.name, {**domain.objective.options, **cfg.objective}, tok)
+    objective = build_domain_objective(domain, cfg, tok)
     data = prepare_data(domain, cfg, tok)
     batch = objective.collate(data.train[:4], seed=0)
     assert batch["input_ids"].shape == (4, 64)

@@ -116,6 +116,13 @@ def tokenizer_train(
     _echo(f"tokenizer '{rec.name}' with {len(tok):,} entries written to {out}")
 
 
+def _refuse_options_with_resume(resume: str | None, options_given: bool) -> None:
+    if resume is not None and options_given:
+        raise UserError(
+            "--resume continues a run with its saved config; drop the config options or start a new run"
+        )
+
+
 def _domain(domain: str | None, config: Path | None) -> Any:
     """The domain named on the command line, else the one a run's saved config names."""
     from zoo.registry import get_domain
@@ -169,11 +176,8 @@ def pretrain_cmd(
         extra.append("data.corpus=" + ",".join(str(p) for p in corpus))
     if from_model:
         extra.append(f"from_model={from_model}")
+    _refuse_options_with_resume(resume, bool(overrides or config or corpus or from_model))
     cfg = build_config(PretrainConfig, d.pretrain_defaults, config, extra)
-    if resume is not None and (overrides or config or corpus or from_model):
-        raise UserError(
-            "--resume continues a run with its saved config; drop the config options or start a new run"
-        )
     from zoo.pretrain import pretrain
 
     run_dir = pretrain(d, cfg, out=out, resume=resume, quiet=quiet)
@@ -231,10 +235,7 @@ def _run_finetune(
     quiet: bool,
     fresh: bool,
 ) -> None:
-    if resume is not None and not fresh:
-        raise UserError(
-            "--resume continues a run with its saved config; drop the config options or start a new run"
-        )
+    _refuse_options_with_resume(resume, not fresh)
     from zoo.finetune import finetune
 
     _echo(finetune(d, cfg, verb=verb, out=out, resume=resume, record=record, quiet=quiet).summary())

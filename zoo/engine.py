@@ -219,12 +219,14 @@ class Engine:
             self._drop_records_after(metrics_path, start, plan.tags)
         log = _MetricsLog(metrics_path, plan.tags, self.is_main)
         last_loss = float("nan")
+        schedule = lr_factor(self.cfg, plan.steps)
         with _Progress(plan, start, self.is_main and not self.quiet) as bar:
             model.train()
             window = _Window()
             for step in range(start, plan.steps):
                 batch = plan.collate(plan.batch(step), step_seed(plan.seed, step))
-                last_loss = self._step(model, optimizer, batch, plan, lr_factor(self.cfg, plan.steps)(step))
+                lr = self.cfg.lr * schedule(step)
+                last_loss = self._step(model, optimizer, batch, plan, lr)
                 units = plan.units(batch)
                 units_seen += units
                 window.add(units)
@@ -234,7 +236,7 @@ class Engine:
                     log.write(
                         step=done,
                         loss=last_loss,
-                        lr=self.cfg.lr * lr_factor(self.cfg, plan.steps)(step),
+                        lr=lr,
                         **{plan.unit_name + "s": units_seen, plan.unit_name + "s_per_s": rate},
                     )
                     bar.update(done, loss=last_loss, rate=rate)
@@ -251,7 +253,7 @@ class Engine:
         self.wait()
         return FitResult(self.acc.unwrap_model(model), plan.steps, last_loss, units_seen)
 
-    def _step(self, model: Any, optimizer: Any, batch: Batch, plan: Plan, factor: float) -> float:
+    def _step(self, model: Any, optimizer: Any, batch: Batch, plan: Plan, lr: float) -> float:
         import torch
 
         rank, per, accum = self.acc.process_index, self.per_proc, self.cfg.grad_accum
@@ -275,7 +277,7 @@ class Engine:
                 p.grad.mul_(scale.to(p.grad.dtype))
         self.acc.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
         for group in optimizer.param_groups:
-            group["lr"] = self.cfg.lr * factor
+            group["lr"] = lr
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return float(totals[0] / count)

@@ -119,18 +119,18 @@ class Backbone:
 
 
 def load_backbone(domain: Domain, cfg: FinetuneConfig) -> Backbone:
-    """The tokenizer and weights source; without a model, the domain's tokenizer on its sample."""
+    """The tokenizer and weights source; without a model, the tokenizer the domain's embedded-default
+    pretraining would train (its recipe on its sample corpus)."""
     from transformers import AutoTokenizer
 
     if cfg.model is not None:
         path = runs.resolve_model(cfg.model)
         return Backbone(path, AutoTokenizer.from_pretrained(path), cfg.init)
-    from zoo.corpus import read_corpus
-    from zoo.tokenizer import load_recipe, train_tokenizer
+    from zoo.config import PretrainConfig
+    from zoo.pretrain import obtain_tokenizer
 
-    vocab = domain.pretrain_defaults.get("tokenizer.vocab_size")
-    docs = read_corpus(domain.corpus, [domain.sample_corpus])
-    return Backbone(None, train_tokenizer(load_recipe(domain.tokenizer), docs, vocab_size=vocab), "random")
+    embedded = build_config(PretrainConfig, domain.pretrain_defaults)
+    return Backbone(None, obtain_tokenizer(domain, embedded, None), "random")
 
 
 def task_data_dir(domain: Domain, task: TaskSpec, data: str | None) -> Path:
@@ -375,20 +375,6 @@ def resolve_method(cfg: FinetuneConfig) -> tuple[Any, Any]:
     return method, method_config(method, dataclasses.asdict(typed))
 
 
-def _resolve_resume(domain: Domain, verb: str, resume: str, out: Path | None) -> Path:
-    if resume == "auto" and out is None:
-        found = runs.find_resumable(domain.name, verb)
-        if found is None:
-            raise UserError(f"--resume auto: no unfinished {domain.name} {verb} run under {runs.RUNS_DIR}/")
-        return found
-    path = Path(out if resume == "auto" else resume)
-    if not (path / "config.yaml").is_file() or not (path / "run.json").is_file():
-        raise UserError(f"--resume: '{path}' is not a zoo {verb} run directory")
-    if runs.is_complete(path):
-        raise UserError(f"run '{path}' is already complete; nothing to resume")
-    return path
-
-
 def finetune(
     domain: Domain,
     cfg: FinetuneConfig,
@@ -404,7 +390,7 @@ def finetune(
 
     run_dir = None
     if resume is not None:
-        run_dir = _resolve_resume(domain, verb, resume, out)
+        run_dir = runs.resume_dir(domain.name, verb, resume, out)
         cfg = build_config(FinetuneConfig, config_file=run_dir / "config.yaml")
     quiet_transformers()
     cfg.domain = domain.name

@@ -42,6 +42,13 @@ def corpus_spec(domain: Domain, cfg: PretrainConfig) -> CorpusSpec:
     return CorpusSpec(domain.corpus.format, {**domain.corpus.options, **cfg.corpus})
 
 
+def build_domain_objective(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Any:
+    """The domain's objective with the run's `objective.*` options over its defaults."""
+    from zoo.objectives import build_objective
+
+    return build_objective(domain.objective.name, {**domain.objective.options, **cfg.objective}, tokenizer)
+
+
 def corpus_paths(domain: Domain, cfg: PretrainConfig) -> list[Path]:
     paths = [Path(p) for p in cfg.data.corpus] or [domain.sample_corpus]
     for p in paths:
@@ -169,31 +176,11 @@ def build_model(
 # ---------------------------------------------------------------------------------------------- recipe
 
 
-def _resolve_resume(domain: Domain, resume: str, out: str | Path | None) -> Path:
-    if resume == "auto":
-        if out is not None:
-            if not runs.checkpoints(Path(out)):
-                raise UserError(f"--resume auto: '{out}' has no checkpoint to resume from")
-            return Path(out)
-        found = runs.find_resumable(domain.name, "pretrain")
-        if found is None:
-            raise UserError(
-                f"--resume auto: no unfinished {domain.name} pretraining run with a checkpoint under {runs.RUNS_DIR}/"
-            )
-        return found
-    path = Path(resume)
-    if path.name.startswith("step-") and path.parent.name == "checkpoints":
-        path = path.parent.parent
-    if not runs.checkpoints(path):
-        raise UserError(f"--resume {resume}: no checkpoint found in '{path}'")
-    return path
-
-
 def resumed_config(domain: Domain, resume: str, out: str | Path | None) -> tuple[Path, PretrainConfig]:
     """The run to resume and its saved config (which alone reproduces it)."""
-    run_dir = _resolve_resume(domain, resume, out)
-    if runs.is_complete(run_dir):
-        raise UserError(f"run '{run_dir}' is already complete; nothing to resume")
+    run_dir = runs.resume_dir(domain.name, "pretrain", resume, out)
+    if not runs.checkpoints(run_dir):
+        raise UserError(f"--resume: '{run_dir}' has no checkpoint to resume from")
     cfg = build_config(PretrainConfig, config_file=run_dir / "config.yaml")
     cfg.tokenizer.path = str(run_dir / "tokenizer")
     return run_dir, cfg
@@ -209,7 +196,6 @@ def pretrain(
 ) -> Path:
     """Pretrain (from scratch, or continually with `cfg.from_model`) and return the run directory."""
     from zoo.families import quiet_transformers
-    from zoo.objectives import build_objective
 
     run_dir = None
     if resume is not None:
@@ -220,15 +206,13 @@ def pretrain(
     engine = Engine(cfg.train, quiet=quiet)
     # Everything that can fail on user input happens before the run dir is created.
     tokenizer = obtain_tokenizer(domain, cfg, from_path)
-    objective = build_objective(
-        domain.objective.name, {**domain.objective.options, **cfg.objective}, tokenizer
-    )
+    objective = build_domain_objective(domain, cfg, tokenizer)
     data = prepare_data(domain, cfg, tokenizer)
     model = build_model(domain, cfg, objective, tokenizer, from_path)
     if run_dir is None:
         run_dir = _start_run(engine, domain, cfg, out, tokenizer, model, data, from_path)
-    else:
-        runs.write_info(run_dir, status="running") if engine.is_main else None
+    elif engine.is_main:
+        runs.write_info(run_dir, status="running")
     result = engine.fit(
         model,
         _plan(engine, domain, cfg, objective, data, tokenizer),

@@ -105,14 +105,15 @@ class Registry(Generic[T]):
                 f"{self.kind} plug-in '{name}' ({target}) failed to load: {type(err).__name__}: {err}"
             ) from None
 
-    def all(self) -> tuple[dict[str, T], list[BrokenPlugin]]:
-        """Every registered plug-in that loads, and the ones that do not (with the reason)."""
+    def all(self, get: Callable[[str], T] | None = None) -> tuple[dict[str, T], list[BrokenPlugin]]:
+        """Every registered plug-in that loads, and the ones that do not (with the reason). `get` is
+        the loader to use (default `self.get`), for a registry that checks more on load."""
         good: dict[str, T] = {}
         broken: list[BrokenPlugin] = []
         eps = _entry_points(self.group)
         for name in self.names():
             try:
-                good[name] = self.get(name)
+                good[name] = (get or self.get)(name)
             except UserError as err:
                 broken.append(BrokenPlugin(name, eps[name].value if name in eps else "?", str(err)))
         return good, broken
@@ -154,12 +155,5 @@ def get_domain(name: str) -> Any:
 
 
 def all_domains() -> tuple[list[Any], list[BrokenPlugin]]:
-    good: list[Any] = []
-    broken: list[BrokenPlugin] = []
-    eps = _entry_points(DOMAINS.group)
-    for name in DOMAINS.names():
-        try:
-            good.append(get_domain(name))
-        except UserError as err:
-            broken.append(BrokenPlugin(name, eps[name].value if name in eps else "?", str(err)))
-    return good, broken
+    good, broken = DOMAINS.all(get_domain)
+    return list(good.values()), broken

@@ -83,6 +83,26 @@ def find_resumable(domain: str, verb: str) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def resume_dir(domain: str, verb: str, resume: str, out: str | Path | None) -> Path:
+    """The unfinished run `--resume` names: with 'auto', `--out` or else the newest unfinished
+    runs/<domain>-<verb>-* with a checkpoint; otherwise a run directory (or one of its checkpoints/step-N)."""
+    if resume == "auto" and out is None:
+        found = find_resumable(domain, verb)
+        if found is None:
+            raise UserError(
+                f"--resume auto: no unfinished {domain} {verb} run with a checkpoint under {RUNS_DIR}/"
+            )
+        return found
+    path = Path(out if resume == "auto" else resume)
+    if path.name.startswith("step-") and path.parent.name == "checkpoints":
+        path = path.parent.parent
+    if not (path / "config.yaml").is_file() or not (path / "run.json").is_file():
+        raise UserError(f"--resume: '{path}' is not a zoo {verb} run directory (no config.yaml and run.json)")
+    if is_complete(path):
+        raise UserError(f"run '{path}' is already complete; nothing to resume")
+    return path
+
+
 def resolve_model(ref: str | Path) -> Path:
     """A run dir (→ its model/) or a model dir with config.json; anything else is a user error."""
     path = Path(ref)
