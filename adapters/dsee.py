@@ -550,9 +550,10 @@ def inference_flops(model: nn.Module, seq_len: int) -> dict[str, float]:
 
 
 def kernel_path(model: nn.Module) -> str:
-    """'triton' or 'reference': the path the DSEE layers' last forward ran ('mixed' if they differ).
+    """The sparse-LoRA path the DSEE layers' last forward ran ('reference', 'triton', 'cublas-gather', …;
+    'mixed' if they differ; see zoo.adapters.kernels.dispatch).
 
-    Before any forward, the path a forward on the layers' device and dtype would take.
+    Before any forward: 'triton' where the fused paths can run (CUDA), else 'reference'.
     """
     layers = list(dsee_layers(model).values())
     ran = {m.last_backend for m in layers if m.last_backend is not None}

@@ -16,6 +16,8 @@ _previous = os.environ.get("TRITON_INTERPRET")
 os.environ["TRITON_INTERPRET"] = "1"
 from zoo.adapters.kernels import (  # noqa: E402  # noqa: E402
     backend_for,
+    composed,
+    dispatch,
     sparse_lora_linear,
     sparse_lora_linear_reference,
     triton_kernels,
@@ -189,3 +191,98 @@ def test_autocast_keeps_sparse_values_fp32():
     y.float().sum().backward()
     assert vals.grad.dtype == torch.float32 and a.grad.dtype == torch.float32
     assert torch.isfinite(vals.grad).all() and vals.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ the cuBLAS-composed paths (plain torch)
+CUBLAS_CASES = [
+    ("cublas", (2, 19), 45, 37, 3, None),
+    ("cublas", (23,), 35, 18, 1, 0),
+    ("autograd", (2, 19), 45, 37, 3, None),
+    ("lowrank", (2, 19), 45, 37, 20, 41),
+    ("lowrank", (23,), 35, 18, 0, 29),  # sparse only
+    ("split", (17,), 20, 33, 70, 60),
+    ("split", (23,), 35, 18, 0, 300),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("path, lead, d_in, d_out, r, nnz", CUBLAS_CASES)
+def test_cublas_paths_match_the_float64_reference(monkeypatch, dtype, path, lead, d_in, d_out, r, nnz):
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", path)
+    _compare(lead, d_in, d_out, r, nnz, dtype, seed=11 + r, bias=r != 1)
+    assert dispatch.last_path.split("/")[0] == path
+
+
+def test_lowrank_factors_reproduce_the_dense_update():
+    """B'·A' = s·B·A + S (duplicates summed), and a sparse-only layer gets N x in / out x N factors."""
+    gen = torch.Generator().manual_seed(14)
+    a, b = torch.randn(3, 9, generator=gen), torch.randn(7, 3, generator=gen)
+    idx = torch.tensor([[0, 6, 6, 2], [8, 0, 0, 4]])
+    vals = torch.randn(4, generator=gen)
+    a2, b2 = composed.lowrank_factors(a, b, 0.5, idx, vals, 7, 9, torch.float64)
+    dense = 0.5 * b.double() @ a.double()
+    dense.index_put_((idx[0], idx[1]), vals.double(), accumulate=True)
+    torch.testing.assert_close(b2 @ a2, dense)
+    a3, b3 = composed.lowrank_factors(None, None, 0.5, idx, vals, 7, 9, torch.float32)
+    assert a3.shape == (4, 9) and b3.shape == (7, 4)
+
+
+def test_split_dvalues_over_several_row_blocks(monkeypatch):
+    """Blocks of 3 rows of dyᵀ·x: entries of every block (and rows with none) are picked exactly once."""
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", "split")
+    monkeypatch.setattr(composed, "_BLOCK_ELEMENTS", 3 * 26)
+    _compare((13,), d_in=26, d_out=31, r=2, nnz=200, dtype=torch.float32, seed=12)
+
+
+@pytest.mark.parametrize("path", ["lowrank", "split"])
+def test_small_sparse_entries_survive_on_the_cublas_paths(monkeypatch, path):
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", path)
+    x = torch.tensor([[1.0, -1.0] + [0.0] * 14], dtype=torch.bfloat16)
+    w = torch.zeros(16, 16, dtype=torch.bfloat16)
+    w[0, 0] = w[0, 1] = 1.0
+    idx, vals = torch.tensor([[0, 3], [0, 5]]), torch.tensor([1e-3, 0.5])
+    y = sparse_lora_linear(x, w, None, None, None, 1.0, idx, vals)
+    assert abs(y[0, 0].item() - 1e-3) < 1e-5 and y[0, 3].item() == 0.0
+
+
+def test_a_forced_path_fits_the_layer_and_bad_names_are_refused(monkeypatch):
+    x, w, b, a, bb, idx, vals = _inputs((9,), 100, 80, 2, 6000, torch.float32, seed=13)
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", "lowrank")  # 6000 entries: too many for low rank
+    sparse_lora_linear(x, w, b, a, bb, 1.0, idx, vals)
+    assert dispatch.last_path == "split"
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", "autograd")  # a LoRA path with a support: low rank, then it
+    sparse_lora_linear(x, w, b, a, bb, 1.0, idx[:, :50], vals[:50].detach())
+    assert dispatch.last_path == "lowrank/autograd"
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", "fastest")
+    with pytest.raises(ValueError, match="ZOO_SPARSE_LORA_PATH"):
+        sparse_lora_linear(x, w, b, a, bb, 1.0, idx, vals)
+
+
+def test_the_dispatcher_keeps_the_fastest_candidate_and_logs_it(caplog):
+    key = ("cuda:0", torch.bfloat16, 8192, 4096, 4096, 16, 64)
+    times = {"lowrank": 0.9, "split": 2.0}
+
+    def time_ms(path):
+        if path == "triton":
+            raise RuntimeError("no kernel for this GPU")
+        return times[path]
+
+    with caplog.at_level("DEBUG", logger="zoo.kernels"):
+        assert dispatch.pick_fastest(key, dispatch.candidates(64), time_ms) == "lowrank"
+    assert dispatch.picks()[key] == ("lowrank", times)
+    assert "sparse-lora path lowrank" in caplog.text and "nnz=64" in caplog.text
+    assert dispatch.candidates(0) == ["cublas", "autograd", "triton"]
+    assert dispatch.candidates(composed.LOWRANK_MAX_NNZ + 1) == ["split", "triton"]
+
+
+def test_the_layer_reports_the_path_its_forward_ran(monkeypatch):
+    from zoo.adapters.kernels import SparseLoRALinear
+
+    support = _support(10, 12, 5, torch.Generator().manual_seed(0))
+    layer = SparseLoRALinear.from_linear(torch.nn.Linear(12, 10), r=2, alpha=4, sparse_index=support)
+    monkeypatch.setenv("ZOO_SPARSE_LORA_PATH", "cublas")
+    layer(torch.randn(3, 12))
+    assert layer.last_backend == "lowrank/cublas"
+    monkeypatch.delenv("ZOO_SPARSE_LORA_PATH")
+    layer(torch.randn(3, 12))
+    assert layer.last_backend == "triton"  # CPU under the interpreter

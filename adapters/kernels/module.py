@@ -8,7 +8,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .op import backend_for, sparse_lora_linear
+from . import dispatch
+from .op import sparse_lora_linear
 
 
 class SparseLoRALinear(nn.Module):
@@ -20,7 +21,8 @@ class SparseLoRALinear(nn.Module):
     """
 
     last_backend: str | None = None
-    """``"triton"`` or ``"reference"``: the path the last eager forward ran (None before one)."""
+    """The path the last eager forward ran (see :mod:`.dispatch`: ``triton``, ``cublas-gather``, …,
+    ``reference``), None before one."""
 
     def __init__(
         self,
@@ -150,9 +152,7 @@ class SparseLoRALinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.merged:
             return nn.functional.linear(x, self.weight, self.bias)
-        if not torch.compiler.is_compiling():  # a Python side effect; under compile the op decides alike
-            self.last_backend = backend_for(x.reshape(-1, x.shape[-1]))
-        return sparse_lora_linear(
+        y = sparse_lora_linear(
             x,
             self.weight,
             self.bias,
@@ -162,6 +162,9 @@ class SparseLoRALinear(nn.Module):
             self.sparse_index,
             self.kernel_sparse_values(),
         )
+        if not torch.compiler.is_compiling():  # a Python side effect; under compile the op decides alike
+            self.last_backend = dispatch.last_path
+        return y
 
     def extra_repr(self) -> str:
         return (

@@ -2,45 +2,18 @@
 
 Forward and backward are two custom ops (``zoo::sparse_lora_forward`` / ``zoo::sparse_lora_backward``)
 with fake implementations, tied together by ``register_autograd``; torch.compile therefore sees two
-opaque nodes instead of tracing Triton launches. Each op picks its backend per call:
-
-- Triton when the tensors are on CUDA, or on CPU with ``TRITON_INTERPRET=1`` (how CI runs the real
-  kernels), provided triton imports and the dtype is fp32/bf16/fp16;
-- otherwise the plain-torch reference in :mod:`.reference`.
+opaque nodes instead of tracing Triton launches. Each call runs the path :mod:`.dispatch` picks for it
+(on CUDA the fastest of the Triton kernels and the cuBLAS compositions for its shape, rank and support;
+on CPU the plain-torch reference, or the Triton kernels under ``TRITON_INTERPRET=1``).
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import Tensor
 
-from . import reference
-
-_FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-
-
-def triton_interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def _triton_module():
-    """The Triton implementation, or None when triton is not installed (CPU-only installs)."""
-    try:
-        from . import triton_sparse_lora
-    except ImportError:
-        return None
-    return triton_sparse_lora
-
-
-def backend_for(x: Tensor) -> str:
-    """``"triton"`` or ``"reference"``: which implementation a call on ``x`` runs."""
-    if x.dtype not in _FUSED_DTYPES or x.shape[0] == 0:
-        return "reference"
-    if x.is_cuda or (x.device.type == "cpu" and triton_interpreting()):
-        return "triton" if _triton_module() is not None else "reference"
-    return "reference"
+from . import composed, dispatch, reference
+from .dispatch import backend_for, triton_interpreting  # noqa: F401  (public names)
 
 
 def _forward_impl(
@@ -53,12 +26,8 @@ def _forward_impl(
     sparse_index: Tensor | None,
     sparse_values: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    if backend_for(x) == "triton":
-        return _triton_module().forward(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
-    with torch.autocast(x.device.type, enabled=False):
-        return reference.reference_forward(
-            x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values
-        )
+    args = (x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    return dispatch.forward(dispatch.choose(*args), *args)
 
 
 def _backward_impl(
@@ -73,14 +42,11 @@ def _backward_impl(
     v: Tensor,
     need_bias: bool,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
-    if backend_for(x) == "triton":
-        return _triton_module().backward(
-            dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
-        )
-    with torch.autocast(x.device.type, enabled=False):
-        return reference.reference_backward(
-            dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
-        )
+    # the same key as the forward's, so the same (cached) path
+    path = dispatch.choose(x, weight, None, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    return dispatch.backward(
+        path, dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
+    )
 
 
 @torch.library.custom_op("zoo::sparse_lora_forward", mutates_args=())
@@ -94,7 +60,8 @@ def _forward_op(
     sparse_index: Tensor | None,
     sparse_values: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    return _forward_impl(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    y, v = _forward_impl(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    return y, v.to(reference.accumulation_dtype(x.dtype))  # the dtype the fake promises
 
 
 @_forward_op.register_fake
@@ -260,10 +227,36 @@ def sparse_lora_linear(
         weight = weight.to(x.dtype)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1]).contiguous()
-    if torch.compiler.is_compiling():
-        y, _ = _forward_op(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
-    else:
-        y = _EagerSparseLoRA.apply(
-            x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values
-        )
+    y = linear_2d(x2, weight, bias, lora_A, lora_B, float(scaling), sparse_index, sparse_values)
     return y.reshape(*lead, weight.shape[0])
+
+
+def linear_2d(
+    x2: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_A: Tensor | None,
+    lora_B: Tensor | None,
+    scaling: float,
+    sparse_index: Tensor | None,
+    sparse_values: Tensor | None,
+) -> Tensor:
+    """One call on a 2-D ``x2`` whose dense operands share its dtype, run on the path the dispatcher
+    picks (the dispatcher also times candidates through this function)."""
+    args = (x2, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    path = dispatch.choose(*args)
+    if path == "lowrank":  # the support joins the LoRA factors; the rank-(r + N) call picks its own path
+        a, b = composed.lowrank_factors(
+            lora_A, lora_B, scaling, sparse_index, sparse_values, weight.shape[0], weight.shape[1], x2.dtype
+        )
+        y = linear_2d(x2, weight, bias, a, b, 1.0, None, None)
+        if not torch.compiler.is_compiling():
+            dispatch.last_path = f"lowrank/{dispatch.last_path}"
+        return y
+    if not torch.compiler.is_compiling():
+        dispatch.last_path = path
+    if path == "autograd":  # differentiable ops: autograd runs the backward in C++
+        return composed.autograd_lora(x2, weight, bias, lora_A, lora_B, scaling)
+    if torch.compiler.is_compiling():
+        return _forward_op(*args)[0]
+    return _EagerSparseLoRA.apply(*args)

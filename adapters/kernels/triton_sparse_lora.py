@@ -36,7 +36,7 @@ import triton
 from torch import Tensor
 
 from . import triton_kernels as K
-from .op import triton_interpreting
+from .dispatch import triton_interpreting
 
 INTERPRET = triton_interpreting()  # the kernels were decorated under the same setting
 _CACHE_LIMIT = 1024

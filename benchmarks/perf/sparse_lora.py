@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHAPES = [(8192, 4096, 4096), (8192, 4096, 11008), (16384, 1024, 1024)]
 RANKS = [16, 64]
 DENSITIES = [0.001, 0.01]
-DSEE_NNZ = 128  # DSEE's own regime: 16-128 entries per matrix
+DSEE_NNZ = 64  # DSEE's default: 64 entries per matrix (16-128 in its scripts)
 ALPHA_OVER_R = 2.0
 
 
@@ -299,6 +299,76 @@ def profile_fused(p: Problem, kernels: types.ModuleType) -> None:
         print(f"  profile {name}: " + "; ".join(f"{k[:40]} {us:.0f}us" for k, us in rows[:12]))
 
 
+def report_targets(results: dict[tuple, dict[str, float]], names: list[str]) -> bool:
+    """The issue's targets, each printed as met / NOT met (the exit status does not depend on them)."""
+    lora, dsee = "fused LoRA", f"fused LoRA+S N={DSEE_NNZ} (DSEE)"
+    s_lo, s_hi = (f"fused LoRA+S {d:.1%}" for d in DENSITIES)
+    peft, unfused = "peft LoRA (bf16 adapters)", f"unfused dense-masked LoRA+S {DENSITIES[1]:.1%}"
+    checks = []
+    for key, limits in (
+        ((8192, 4096, 4096, 16), {lora: 1.15, dsee: 1.18, s_lo: 1.35, s_hi: 1.7}),
+        ((8192, 4096, 11008, 16), {lora: 1.10, dsee: 1.12}),
+    ):
+        if key in results:
+            base = results[key][names[0]]
+            for col, limit in limits.items():
+                checks.append(
+                    (
+                        f"{key[0]}x{key[1]}x{key[2]} {col}",
+                        results[key][col] / base,
+                        f"<= {limit:.2f}x",
+                        results[key][col] / base <= limit,
+                    )
+                )
+    for key, row in results.items():
+        shape = f"{key[0]}x{key[1]}x{key[2]} r={key[3]}"
+        checks.append((f"{shape} LoRA vs peft", row[lora] / row[peft], "<= 1.00", row[lora] <= row[peft]))
+        for col in (s_lo, s_hi):
+            checks.append(
+                (
+                    f"{shape} {col[-4:].strip()} vs unfused",
+                    row[col] / row[unfused],
+                    "<= 1.00",
+                    row[col] <= row[unfused],
+                )
+            )
+    print("\ntargets:")
+    for label, value, target, good in checks:
+        print(f"  {label:<52} {value:6.2f}x  target {target:<9} {'met' if good else 'NOT met'}")
+    return True
+
+
+def host_vs_gpu(p: Problem, kernels: types.ModuleType, steps: int = 20) -> None:
+    """Per forward + backward: host time to issue it (no sync inside the loop, so the GPU queue absorbs
+    the work) and GPU busy time (sum of kernel times from the profiler)."""
+    import time
+
+    from torch.profiler import ProfilerActivity, profile
+
+    for name, (fn, params) in make_variants(p, kernels).items():
+        if not (name.startswith("fused") or name.startswith("peft")):
+            continue
+
+        def step(fn=fn, params=params) -> None:
+            for t in params:
+                t.grad = None
+            fn().backward(p.dy)
+
+        step()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        host_ms = (time.perf_counter() - t0) * 1e3 / steps
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+        gpu_ms = sum(e.self_device_time_total for e in prof.key_averages()) / 1e3 / steps
+        print(f"  host vs GPU {name[:40]:<40} host {host_ms:6.3f} ms  GPU {gpu_ms:6.3f} ms per step")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="only 8192x4096x4096 at r=16")
@@ -340,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = SHAPES[:1] if args.quick else SHAPES
     ranks = RANKS[:1] if args.quick else RANKS
     results: dict[tuple, dict[str, float]] = {}
+    paths: dict[tuple, dict[str, str]] = {}
     for t, d_in, d_out in shapes:
         for r in ranks:
             p = Problem(t, d_in, d_out, r)
@@ -349,13 +420,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             print("\n".join(fails)) if fails else None
             ok &= not fails
-            row = {}
+            row, path = {}, {}
             for name, (fn, params) in make_variants(p, kernels).items():
                 row[name] = time_fwd_bwd(fn, params, p.dy, args.warmup, args.iters)
+                if name.startswith("fused"):
+                    path[name] = kernels.dispatch.last_path
             results[(t, d_in, d_out, r)] = row
+            paths[(t, d_in, d_out, r)] = path
             print("  ms: " + ", ".join(f"{n} {ms:.3f}" for n, ms in row.items()))
             if args.profile:
                 profile_fused(p, kernels)
+                host_vs_gpu(p, kernels)
             del p
             torch.cuda.empty_cache()
 
@@ -364,26 +439,18 @@ def main(argv: list[str] | None = None) -> int:
         f"\nforward+backward time / frozen base layer (median of {args.iters} after {args.warmup} warm-up; bf16)"
     )
     header = f"{'T x in x out':<20}{'r':>4}{'base ms':>9}" + "".join(f"{n[:22]:>24}" for n in names[1:])
-    print(header)
-    for (t, d_in, d_out, r), row in results.items():
+    print(header + "  path (LoRA / DSEE / S lo / S hi)")
+    for key, row in results.items():
+        t, d_in, d_out, r = key
         base = row[names[0]]
         cells = "".join(f"{row[n] / base:>23.2f}x" for n in names[1:])
-        print(f"{f'{t}x{d_in}x{d_out}':<20}{r:>4}{base:>9.3f}{cells}")
+        print(f"{f'{t}x{d_in}x{d_out}':<20}{r:>4}{base:>9.3f}{cells}  {' / '.join(paths[key].values())}")
     print("columns: " + "; ".join(names[1:]))
-
-    key = (8192, 4096, 4096, 16)
-    if key in results:
-        row = results[key]
-        base = row[names[0]]
-        lora, s1 = row["fused LoRA"] / base, row[f"fused LoRA+S {DENSITIES[1]:.1%}"] / base
-        unfused = row[f"unfused dense-masked LoRA+S {DENSITIES[1]:.1%}"] / base
-        print("\ntargets at 8192x4096x4096, r=16:")
-        for label, value, target, good in (
-            ("fused LoRA+S 1% vs base", s1, "<= 1.15x", s1 <= 1.15),
-            ("fused LoRA vs base", lora, "<= 1.08x", lora <= 1.08),
-            ("unfused / fused LoRA+S 1%", unfused / s1, ">= 2.5x", unfused / s1 >= 2.5),
-        ):
-            print(f"  {label:<28} {value:6.2f}x  target {target:<9} {'met' if good else 'NOT met'}")
+    print("\ndispatcher picks (ms per forward + backward of each candidate, timed on the first call):")
+    for key, (best, times) in kernels.dispatch.picks().items():
+        shape = f"T~{key[2]} in={key[3]} out={key[4]} r={key[5]} nnz={key[6]}"
+        print(f"  {shape:<44} -> {best:<14} " + ", ".join(f"{p} {ms:.3f}" for p, ms in times.items()))
+    ok &= report_targets(results, names)
     return 0 if ok else 1
 
 
