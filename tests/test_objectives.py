@@ -7,7 +7,7 @@ import torch
 
 from zoo.errors import UserError
 from zoo.objectives import OBJECTIVES, CausalLM, MaskedLM, Objective, build_objective
-from zoo.packing import pack_documents
+from zoo.packing import block_attention_mask, pack_documents
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 SPECIAL = [PAD, CLS, SEP, MASK]
@@ -51,7 +51,7 @@ def words(block):
 def test_mlm_rate_whole_words_and_specials():
     bs = blocks()
     batch = mlm().collate(bs, seed=1)
-    assert set(batch) == {"input_ids", "attention_mask", "position_ids", "labels"}
+    assert set(batch) == {"input_ids", "doc_ids", "position_ids", "labels"}
     original = torch.tensor([b["input_ids"] for b in bs])
     doc_ids = torch.tensor([b["doc_ids"] for b in bs])
     chosen = batch["labels"] != -100
@@ -65,7 +65,7 @@ def test_mlm_rate_whole_words_and_specials():
         for w in words(block):
             flags = chosen[row, w]
             assert flags.all() or not flags.any(), (row, w)
-    assert batch["attention_mask"].shape == (len(bs), 1, 128, 128)
+    assert batch["doc_ids"].tolist() == doc_ids.tolist()  # the mask is built from it at loss time
 
 
 def test_mlm_80_10_10():
@@ -110,7 +110,8 @@ def test_clm_labels_ignore_document_starts_and_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, PAD, PAD]]
     assert batch["labels"].tolist() == [[-100, 6, 7, -100, 9, -100, -100]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 0]]
-    assert (batch["attention_mask"][0, 0, 3, :3] < 0).all()  # doc 2 cannot see doc 1
+    assert batch["doc_ids"].tolist() == [[0, 0, 0, 1, 1, -1, -1]]
+    assert (block_attention_mask(batch["doc_ids"], causal=True)[0, 0, 3, :3] < 0).all()  # 2 can't see 1
 
 
 def _tiny(kind):
@@ -131,6 +132,20 @@ def _tiny(kind):
 
 
 @pytest.mark.parametrize("kind", ["mlm", "clm"])
+def test_a_flex_attention_model_gets_a_block_mask_and_the_same_loss(kind):
+    """What the engine runs on CUDA (train.attention=auto): the loss builds a BlockMask from doc_ids
+    for a flex model; forward values equal the dense-mask model's (FlexAttention has no CPU backward)."""
+    obj = mlm(mask_prob=0.3) if kind == "mlm" else CausalLM()
+    batch = obj.collate(blocks(n_docs=6, block_len=32), seed=2)
+    model = _tiny(kind)
+    with torch.no_grad():
+        dense = obj.loss(model, batch)[0]
+        model.set_attn_implementation("flex_attention")
+        flex = obj.loss(model, batch)[0]
+    torch.testing.assert_close(flex, dense, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mlm", "clm"])
 def test_loss_is_mean_cross_entropy_over_labelled_tokens(kind):
     obj = mlm(mask_prob=0.3) if kind == "mlm" else CausalLM()
     batch = obj.collate(blocks(n_docs=6, block_len=32), seed=2)
@@ -139,7 +154,7 @@ def test_loss_is_mean_cross_entropy_over_labelled_tokens(kind):
         total, count = obj.loss(model, batch)
         logits = model(
             input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
+            attention_mask=block_attention_mask(batch["doc_ids"], causal=kind == "clm"),
             position_ids=batch["position_ids"],
         ).logits
     logp = logits.log_softmax(-1)
@@ -175,7 +190,7 @@ def test_loss_casts_the_float_mask_for_a_half_precision_model():
         attn_implementation="eager",
     )
     model = BertForMaskedLM(cfg).eval().to(torch.bfloat16)
-    assert batch["attention_mask"].dtype == torch.float32  # eager BERT fails on it with bf16 weights
+    # the mask is built in the model's dtype: a float32 one fails eager BERT with bf16 weights
     with torch.no_grad():
         total, count = obj.loss(model, batch)
     assert total.dtype == torch.float32 and torch.isfinite(total) and count > 0

@@ -5,7 +5,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 
-from zoo.packing import BLOCK_KEYS, block_attention_mask, pack_documents, pad_documents, stack_blocks
+from zoo.packing import (
+    BLOCK_KEYS,
+    attention_mask_for,
+    block_attention_mask,
+    pack_documents,
+    pad_documents,
+    stack_blocks,
+)
 
 PAD = 0
 
@@ -106,15 +113,17 @@ def _tiny(kind: str, attn: str):
     return LlamaForCausalLM(LlamaConfig(num_key_value_heads=2, **common)).eval()
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "flex_attention"])
 @pytest.mark.parametrize("kind", ["bert", "llama"])
 def test_packed_block_matches_each_document_run_alone(kind, attn):
+    """flex_attention gets a BlockMask (what the GPU runs), the others the dense additive mask."""
     model = _tiny(kind, attn)
     a, b = [3, 7, 9, 11, 4], [5, 8, 2, 6]
     pad_ids = [1, 2, 3]
     block = next(pack_documents([doc(a), doc(b)], block_len=len(a) + len(b) + len(pad_ids), pad_id=PAD))
     batch = stack_blocks([block])
-    mask = block_attention_mask(batch["doc_ids"], causal=kind == "llama")
+    mask = attention_mask_for(model, batch["doc_ids"], causal=kind == "llama", dtype=torch.float32)
+    assert type(mask).__name__ == ("BlockMask" if attn == "flex_attention" else "Tensor")
     with torch.no_grad():
         ids, pos = batch["input_ids"], batch["position_ids"]
         packed = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[0]

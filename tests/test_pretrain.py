@@ -156,3 +156,19 @@ def test_continual_pretraining_starts_from_the_given_model(tmp_path: Path, corpu
     # LR re-warms: the first logged LR is below the peak, then reaches it.
     lrs = [r["lr"] for r in metrics(cont) if "lr" in r]
     assert lrs[0] == pytest.approx(3e-3 / 2) and max(lrs) == pytest.approx(3e-3) and lrs[-1] < 3e-3 / 5
+
+
+def test_flex_attention_on_a_cpu_is_refused_before_training(tmp_path: Path, corpus: Path) -> None:
+    """FlexAttention has no CPU backward: train.attention=flex there is a user error, named with its fix."""
+    proc = _cli(
+        "pretrain",
+        "biomedical",
+        *TINY,
+        f"data.corpus={corpus}",
+        "train.attention=flex",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "train.attention=flex" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()  # refused before the run directory is made

@@ -86,6 +86,12 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """auto = bf16 where the device supports it (CUDA), else fp32."""
+    attention: Literal["auto", "flex", "sdpa", "eager"] = "auto"
+    """Pretraining on packed blocks: flex = FlexAttention with block masks (no [L, L] mask; skips the
+    blocked tiles), sdpa/eager = the dense additive mask. auto = flex on CUDA where the model family
+    supports it, else sdpa."""
+    compile: bool = False
+    """torch.compile the model (CUDA: faster steps after a slower first one; off on CPU by default)."""
 
 
 @dataclass

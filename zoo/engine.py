@@ -60,6 +60,9 @@ class Plan:
     """Added to every metrics record (task, seed, phase): one metrics.jsonl holds several fits."""
     state: dict[str, Any] = field(default_factory=dict)
     """Hook state (e.g. the best dev score) saved with each checkpoint and restored on resume."""
+    packed: bool = False
+    """The batches are packed blocks whose mask the objective builds per the model's attention
+    implementation: the engine may switch that implementation (train.attention)."""
 
 
 @dataclass
@@ -110,6 +113,7 @@ def stream_indices(n: int, start: int, count: int, seed: int) -> list[int]:
 
 
 def _optimizer(model: Any, cfg: TrainConfig) -> Any:
+    """AdamW without weight decay on biases and norms; one fused kernel per step on CUDA."""
     import torch
 
     decay, no_decay = [], []
@@ -121,7 +125,21 @@ def _optimizer(model: Any, cfg: TrainConfig) -> Any:
             "the tuning method left no trainable parameters; choose another method or its options"
         )
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2), eps=cfg.adam_eps)
+    fused = all(p.is_cuda for p in decay + no_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2), eps=cfg.adam_eps, fused=fused)
+
+
+def attention_implementation(choice: str, model: Any, device: Any) -> str | None:
+    """The transformers attention implementation for packed blocks (None: leave the model's own)."""
+    flex_ok = getattr(model, "_supports_flex_attn", False)
+    if choice == "auto":
+        return "flex_attention" if device.type == "cuda" and flex_ok else None
+    if choice == "flex" and not flex_ok:
+        raise UserError(
+            f"train.attention=flex: {type(model).__name__} has no FlexAttention implementation; "
+            "use train.attention=auto or sdpa"
+        )
+    return {"flex": "flex_attention", "sdpa": "sdpa", "eager": "eager"}[choice]
 
 
 def mixed_precision(choice: str) -> str:
@@ -153,6 +171,11 @@ class Engine:
                 f"= {self.world} × {cfg.grad_accum}"
             )
         self.per_proc = per_proc
+        if cfg.attention == "flex" and self.acc.device.type != "cuda":
+            raise UserError(
+                f"train.attention=flex needs a CUDA device (FlexAttention has no backward on {self.acc.device.type}); "
+                "use train.attention=auto or sdpa"
+            )
 
     @property
     def is_main(self) -> bool:
@@ -205,6 +228,7 @@ class Engine:
         from accelerate.utils import set_seed
 
         set_seed(plan.seed)
+        model = self._setup_model(model, plan)
         optimizer = _optimizer(model, self.cfg)
         self.acc.free_memory()  # forget the models of earlier fits: checkpoints hold this one only
         model, optimizer = self.acc.prepare(model, optimizer)
@@ -218,7 +242,7 @@ class Engine:
         if resume:  # what was logged after the checkpoint (or before any) is about to be redone
             self._drop_records_after(metrics_path, start, plan.tags)
         log = _MetricsLog(metrics_path, plan.tags, self.is_main)
-        last_loss = float("nan")
+        last_loss: Any = float("nan")
         schedule = lr_factor(self.cfg, plan.steps)
         with _Progress(plan, start, self.is_main and not self.quiet) as bar:
             model.train()
@@ -232,6 +256,7 @@ class Engine:
                 window.add(units)
                 done = step + 1
                 if done % self.cfg.log_every == 0 or done in (start + 1, plan.steps):
+                    last_loss = float(last_loss)  # the step's only wait for the GPU
                     rate = window.rate()
                     log.write(
                         step=done,
@@ -251,9 +276,22 @@ class Engine:
                 if final or (plan.save_every and done % plan.save_every == 0 and done < plan.steps):
                     save_checkpoint(self, workdir, done, {"units_seen": units_seen, "state": plan.state})
         self.wait()
-        return FitResult(self.acc.unwrap_model(model), plan.steps, last_loss, units_seen)
+        return FitResult(self.acc.unwrap_model(model), plan.steps, float(last_loss), units_seen)
 
-    def _step(self, model: Any, optimizer: Any, batch: Batch, plan: Plan, lr: float) -> float:
+    def _setup_model(self, model: Any, plan: Plan) -> Any:
+        """On the device, with the attention implementation for packed blocks and, if asked, compiled
+        (in place: the state dict keeps its keys)."""
+        model = model.to(self.device)
+        impl = attention_implementation(self.cfg.attention, model, self.device) if plan.packed else None
+        if impl is not None and getattr(model.config, "_attn_implementation", None) != impl:
+            model.set_attn_implementation(impl)
+        if self.cfg.compile:
+            model.compile()
+        return model
+
+    def _step(self, model: Any, optimizer: Any, batch: Batch, plan: Plan, lr: float) -> Any:
+        """One optimizer step; returns the mean loss as a 0-d tensor (read it only when logging: reading
+        it waits for the GPU)."""
         import torch
 
         rank, per, accum = self.acc.process_index, self.per_proc, self.cfg.grad_accum
@@ -272,15 +310,15 @@ class Engine:
         count = totals[1].clamp(min=1)
         # DDP averaged the gradients of the per-process sums; rescale to the mean over the global batch.
         scale = self.world / count
-        for p in model.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale.to(p.grad.dtype))
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, scale)
         self.acc.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(totals[0] / count)
+        return totals[0] / count
 
     def _evaluate(self, model: Any, plan: Plan, step: int) -> dict[str, float]:
         import torch

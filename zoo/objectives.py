@@ -4,7 +4,8 @@ A batch is `dict[str, Tensor]` with exactly the keys a HF model's forward takes,
 works too:
 
     input_ids       [B, L] long    (MLM: after masking)
-    attention_mask  [B, 1, L, L]   float32, additive: 0.0 = attend, finfo.min = blocked (see zoo.packing)
+    doc_ids         [B, L] long    packed segment of each token (-1 = padding); the attention mask is
+                                   built from it at loss time, in the form the model's attention takes
     position_ids    [B, L] long    restarting at 0 in every packed segment
     labels          [B, L] long    -100 = ignored. CLM: HF convention, unshifted (label t is predicted
                                    from position t-1; the model, or `loss`, shifts)
@@ -27,7 +28,7 @@ from torch import nn
 from zoo.domain import IGNORE
 from zoo.errors import UserError, did_you_mean
 from zoo.families import ModelFamily
-from zoo.packing import block_attention_mask, stack_blocks
+from zoo.packing import attention_mask_for, stack_blocks
 from zoo.registry import Registry
 
 
@@ -92,13 +93,12 @@ def token_loss_sum(
     The sum form lets a trainer divide by the labelled-token count of the whole global batch
     (gradient accumulation, several processes) instead of averaging per-micro-batch means.
     """
-    mask = batch["attention_mask"]
-    dtype = _model_dtype(model)
-    if mask.is_floating_point() and mask.dtype != dtype:
-        # A half-precision model without autocast needs the mask in its dtype: with a float32 mask
-        # BERT's eager attention fails, and CUDA SDPA silently returns NaN (seen on torch 2.11, H200).
-        # Clamp first so "blocked" stays the finite minimum instead of overflowing to -inf.
-        mask = mask.clamp(min=torch.finfo(dtype).min).to(dtype)
+    # A half-precision model without autocast needs a dense mask in its dtype: with a float32 mask BERT's
+    # eager attention fails, and CUDA SDPA silently returns NaN (seen on torch 2.11, H200). Under autocast
+    # the model's parameters stay float32 and so does the mask.
+    mask = batch.get("attention_mask")  # an objective may collate its own mask (older plug-ins do)
+    if mask is None:
+        mask = attention_mask_for(model, batch["doc_ids"], causal, _model_dtype(model))
     out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
     logits, labels = out.logits, batch["labels"]
     if causal:
@@ -187,7 +187,7 @@ class MaskedLM(HeadObjective):
         input_ids[randomised] = replacement[randomised]  # the last 10% stay unchanged
         return {
             "input_ids": input_ids,
-            "attention_mask": block_attention_mask(batch["doc_ids"], causal=False),
+            "doc_ids": batch["doc_ids"],
             "position_ids": batch["position_ids"],
             "labels": torch.where(chosen, original, IGNORE),
         }
@@ -213,7 +213,7 @@ class CausalLM(HeadObjective):
         labels = batch["input_ids"].masked_fill(first | (doc_ids < 0), IGNORE)
         return {
             "input_ids": batch["input_ids"],
-            "attention_mask": block_attention_mask(doc_ids, causal=True),
+            "doc_ids": doc_ids,
             "position_ids": batch["position_ids"],
             "labels": labels,
         }

@@ -31,9 +31,11 @@ one form that works for both is additive float `[B, 1, L, L]`: 0.0 = attend, `fi
 blocked. A bool mask would be wrong for eager (True would be added as +1). The mask must be in the
 model's dtype when the model runs in half precision without autocast: CUDA SDPA gives NaN for a bf16
 model with a float32 mask (`zoo.objectives.token_loss_sum` casts it; autocast casts it too).
-Flash-attention / flex kernels do not take such a mask; for Llama with those, pass `position_ids`,
-`attention_mask=None` and `use_cache=False` (with a cache transformers skips the detection) and
-transformers derives the segments from the position resets.
+That dense mask costs O(L²) memory per sequence and keeps SDPA off its flash kernels, so on a GPU the
+model runs FlexAttention instead (`train.attention`): `block_mask_for` turns the same rule into a
+`BlockMask`, which transformers passes to the flex kernel unchanged and which skips blocked tiles.
+The objectives keep `doc_ids` in the batch and build whichever mask the model's attention
+implementation takes (`attention_mask_for`) on the model's device, at loss time.
 """
 
 from __future__ import annotations
@@ -176,3 +178,27 @@ def block_attention_mask(
     mask = torch.zeros(allowed.shape, dtype=dtype, device=doc_ids.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask.unsqueeze(1)
+
+
+def block_mask_for(doc_ids: torch.Tensor, causal: bool) -> Any:
+    """The rule of `block_attention_mask` as a FlexAttention `BlockMask` (no [L, L] tensor per row)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    if doc_ids.dim() != 2:
+        raise ValueError(f"doc_ids must be [batch, length], got shape {tuple(doc_ids.shape)}")
+    batch, length = doc_ids.shape
+
+    def allowed(b: Any, h: Any, q: Any, k: Any) -> Any:
+        same = (doc_ids[b, q] == doc_ids[b, k]) & (doc_ids[b, q] >= 0)
+        ok = (same & (k <= q)) if causal else same
+        return ok | (q == k)
+
+    return create_block_mask(allowed, batch, None, length, length, device=doc_ids.device)
+
+
+def attention_mask_for(model: Any, doc_ids: torch.Tensor, causal: bool, dtype: torch.dtype) -> Any:
+    """The packed-block mask in the form `model`'s attention implementation takes: a `BlockMask` for
+    flex attention, else the additive float mask (in `dtype`)."""
+    if getattr(getattr(model, "config", None), "_attn_implementation", None) == "flex_attention":
+        return block_mask_for(doc_ids, causal)
+    return block_attention_mask(doc_ids, causal, dtype)

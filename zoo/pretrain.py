@@ -282,6 +282,7 @@ def _plan(
         else None,
         eval_every=cfg.train.eval_every or 0,
         save_every=cfg.train.save_every or 0,
+        packed=True,
     )
 
 
