@@ -172,3 +172,28 @@ def test_flex_attention_on_a_cpu_is_refused_before_training(tmp_path: Path, corp
     assert proc.returncode == 2, proc.stderr
     assert "train.attention=flex" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()  # refused before the run directory is made
+
+
+def test_attention_choice_for_packed_blocks() -> None:
+    """auto: flex only on CUDA for a model without attention dropout; flex asked where it cannot run
+    is a user error naming the fix."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
+
+    from zoo.engine import attention_implementation
+    from zoo.errors import UserError
+
+    tiny = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    llama, bert = (
+        LlamaForCausalLM(LlamaConfig(vocab_size=40, **tiny)),
+        BertForMaskedLM(BertConfig(vocab_size=40, **tiny)),
+    )
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert attention_implementation("auto", llama, cuda) == "flex_attention"
+    assert attention_implementation("auto", llama, cpu) is None
+    assert attention_implementation("auto", bert, cuda) is None  # attention dropout 0.1
+    assert attention_implementation("sdpa", bert, cuda) == "sdpa"
+    with pytest.raises(UserError, match="attention dropout 0.1"):
+        attention_implementation("flex", bert, cuda)
+    bert.config.attention_probs_dropout_prob = 0.0
+    assert attention_implementation("auto", bert, cuda) == "flex_attention"

@@ -88,8 +88,8 @@ class TrainConfig:
     """auto = bf16 where the device supports it (CUDA), else fp32."""
     attention: Literal["auto", "flex", "sdpa", "eager"] = "auto"
     """Pretraining on packed blocks: flex = FlexAttention with block masks (no [L, L] mask; skips the
-    blocked tiles), sdpa/eager = the dense additive mask. auto = flex on CUDA where the model family
-    supports it, else sdpa."""
+    blocked tiles; CUDA only, no attention dropout), sdpa/eager = the dense additive mask. auto = flex on
+    CUDA where the model supports it and has no attention dropout, else the dense mask."""
     compile: bool = False
     """torch.compile the model (CUDA: faster steps after a slower first one; off on CPU by default)."""
 

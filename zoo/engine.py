@@ -129,15 +129,28 @@ def _optimizer(model: Any, cfg: TrainConfig) -> Any:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2), eps=cfg.adam_eps, fused=fused)
 
 
+def _attention_dropout(model: Any) -> float:
+    cfg = getattr(model, "config", None)
+    return max(
+        float(getattr(cfg, k, 0.0) or 0.0) for k in ("attention_probs_dropout_prob", "attention_dropout")
+    )
+
+
 def attention_implementation(choice: str, model: Any, device: Any) -> str | None:
-    """The transformers attention implementation for packed blocks (None: leave the model's own)."""
+    """The transformers attention implementation for packed blocks (None: leave the model's own).
+
+    FlexAttention has no attention dropout, so `auto` takes it only for models trained without one
+    (Llama's default; BERT's default 0.1 keeps the dense mask unless model.attention_probs_dropout_prob=0).
+    """
     flex_ok = getattr(model, "_supports_flex_attn", False)
+    dropout = _attention_dropout(model)
     if choice == "auto":
-        return "flex_attention" if device.type == "cuda" and flex_ok else None
-    if choice == "flex" and not flex_ok:
+        return "flex_attention" if device.type == "cuda" and flex_ok and dropout == 0 else None
+    if choice == "flex" and (not flex_ok or dropout > 0):
+        why = "has no FlexAttention implementation" if not flex_ok else f"uses attention dropout {dropout}"
         raise UserError(
-            f"train.attention=flex: {type(model).__name__} has no FlexAttention implementation; "
-            "use train.attention=auto or sdpa"
+            f"train.attention=flex: {type(model).__name__} {why}, which FlexAttention cannot run; "
+            "set the model's attention dropout to 0 or use train.attention=auto or sdpa"
         )
     return {"flex": "flex_attention", "sdpa": "sdpa", "eager": "eager"}[choice]
 

@@ -55,6 +55,7 @@ def documents(lengths: list[int], vocab: int, seed: int = 0) -> list[dict]:
 
 DRY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2}
 DEVICE = "cuda"
+STATIC_PAD = False  # --pad static: every batch padded to seq (one shape) instead of its longest document
 
 
 def build(kind: str, dry: bool = False) -> tuple[nn.Module, dict]:
@@ -63,7 +64,10 @@ def build(kind: str, dry: bool = False) -> tuple[nn.Module, dict]:
     torch.manual_seed(0)
     small = DRY if dry else {}
     if kind == "bert":
-        cfg = BertConfig(pad_token_id=0, max_position_embeddings=512, **small)  # BERT-base
+        # BERT-base; no attention dropout (FlexAttention has none), the same model in every row
+        cfg = BertConfig(
+            pad_token_id=0, max_position_embeddings=512, attention_probs_dropout_prob=0.0, **small
+        )
         spec = {
             "layers": cfg.num_hidden_layers,
             "d": cfg.hidden_size,
@@ -127,11 +131,11 @@ def hf_padded(kind: str, docs: list[dict], batch: int, seq: int, steps: int, war
         chunk, longest = [], 0
         while pos < len(order):
             n = min(len(docs[order[pos]]["input_ids"]), seq)
-            if chunk and (len(chunk) + 1) * max(longest, n) > budget:
+            if chunk and (len(chunk) + 1) * (seq if STATIC_PAD else max(longest, n)) > budget:
                 break
             chunk.append(docs[order[pos]])
             longest, pos = max(longest, n), pos + 1
-        blocks = list(pad_documents(chunk, longest, 0))
+        blocks = list(pad_documents(chunk, seq if STATIC_PAD else longest, 0))
         b = obj.collate(blocks, step)
         real = (b["doc_ids"] >= 0).to(DEVICE)
         labels = b["labels"].to(DEVICE)
@@ -217,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak", type=float, default=989.0, help="peak dense bf16 TFLOP/s of the GPU")
     ap.add_argument("--models", default="bert,llama")
     ap.add_argument("--dry-run", action="store_true", help="tiny models on the CPU: checks the script runs")
+    ap.add_argument("--pad", choices=["dynamic", "static"], default="dynamic", help="HF baseline padding")
     args = ap.parse_args(argv)
+    global STATIC_PAD
+    STATIC_PAD = args.pad == "static"
     if args.dry_run:
         DEVICE = "cpu"
     elif not torch.cuda.is_available():
