@@ -4,6 +4,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
+from tiny_models import eager_flex_attention
 
 from zoo.errors import UserError
 from zoo.objectives import OBJECTIVES, CausalLM, MaskedLM, Objective, build_objective
@@ -132,9 +133,10 @@ def _tiny(kind):
 
 
 @pytest.mark.parametrize("kind", ["mlm", "clm"])
-def test_a_flex_attention_model_gets_a_block_mask_and_the_same_loss(kind):
+def test_a_flex_attention_model_gets_a_block_mask_and_the_same_loss(kind, monkeypatch):
     """What the engine runs on CUDA (train.attention=auto): the loss builds a BlockMask from doc_ids
     for a flex model; forward values equal the dense-mask model's (FlexAttention has no CPU backward)."""
+    eager_flex_attention(monkeypatch)
     obj = mlm(mask_prob=0.3) if kind == "mlm" else CausalLM()
     batch = obj.collate(blocks(n_docs=6, block_len=32), seed=2)
     model = _tiny(kind)

@@ -54,3 +54,13 @@ def tiny_llama(
 @torch.no_grad()
 def out(model: torch.nn.Module) -> torch.Tensor:
     return model(input_ids=IDS).logits
+
+
+def eager_flex_attention(monkeypatch) -> None:
+    """Make transformers call torch's flex attention uncompiled (the CPU reference implementation):
+    compiling it on a CPU needs a C++ toolchain and inductor's CPU flex template, which the tests of the
+    zoo's block masks are not about (the GPU runs the compiled Triton kernel)."""
+    from torch.nn.attention.flex_attention import flex_attention
+    from transformers.integrations import flex_attention as hf_flex
+
+    monkeypatch.setattr(hf_flex.WrappedFlexAttention, "__call__", lambda self: flex_attention)
