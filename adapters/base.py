@@ -29,7 +29,6 @@ from typing import Any, Protocol, runtime_checkable
 from torch import nn
 
 from zoo.domain import TaskSpec
-from zoo.errors import UserError, did_you_mean
 from zoo.registry import Registry
 
 
@@ -99,22 +98,9 @@ def get_method(name: str) -> Method:
 
 def method_config(method: Method, options: dict[str, Any]) -> Any:
     """The method's typed config from `method.*` options; an unknown key names the valid ones."""
-    from zoo.config import set_key
+    from zoo.config import typed_options
 
-    cfg = method.config_cls()
-    known = [f.name for f in dataclasses.fields(cfg)]
-    for key, value in options.items():
-        if key.split(".")[0] not in known:
-            hint = did_you_mean(key, known) if known else " (it has no options)"
-            raise UserError(f"unknown option 'method.{key}' for tuning method '{method.name}'{hint}")
-        try:
-            set_key(cfg, key, value)
-        except UserError as err:
-            raise UserError(f"tuning method '{method.name}': {err}") from None
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
+    return typed_options(method.config_cls, options, f"tuning method '{method.name}'", "method.")
 
 
 # ------------------------------------------------------------------------------------------------ defaults

@@ -25,6 +25,7 @@ from zoo.config import FinetuneConfig, build_config, save_yaml
 from zoo.domain import Domain, TaskSpec
 from zoo.engine import Engine, Plan, plot_curves, stream_indices
 from zoo.errors import UserError
+from zoo.files import check_output_dir
 
 TRAINED = "@trained"
 PREDICT_BATCH = 64
@@ -121,11 +122,9 @@ class Backbone:
 def load_backbone(domain: Domain, cfg: FinetuneConfig) -> Backbone:
     """The tokenizer and weights source; without a model, the tokenizer the domain's embedded-default
     pretraining would train (its recipe on its sample corpus)."""
-    from transformers import AutoTokenizer
-
     if cfg.model is not None:
-        path = runs.resolve_model(cfg.model)
-        return Backbone(path, AutoTokenizer.from_pretrained(path), cfg.init)
+        path = runs.resolve_model(cfg.model, domain, cfg.allow_foreign_model)
+        return Backbone(path, load_tokenizer(path), cfg.init)
     from zoo.config import PretrainConfig
     from zoo.pretrain import obtain_tokenizer
 
@@ -133,13 +132,31 @@ def load_backbone(domain: Domain, cfg: FinetuneConfig) -> Backbone:
     return Backbone(None, obtain_tokenizer(domain, embedded, None), "random")
 
 
+def load_tokenizer(path: Path) -> Any:
+    """The tokenizer saved with a model; one that does not load, or has more entries than the model's
+    vocabulary, is a UserError naming the folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # transformers raises many types for a damaged tokenizer file
+        raise UserError(f"the tokenizer in '{path}' does not load ({type(err).__name__}: {err})") from None
+    vocab = json.loads((path / "config.json").read_text()).get("vocab_size")
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise UserError(
+            f"the tokenizer in '{path}' has {len(tokenizer):,} entries but the model's vocabulary only "
+            f"{vocab:,}; they do not belong together"
+        )
+    return tokenizer
+
+
 def task_data_dir(domain: Domain, task: TaskSpec, data: str | None) -> Path:
     """`data` may be the task's own folder or a parent holding one folder per task."""
+    from zoo.files import check_existing_path
+
     if data is None:
         return domain.sample_dir / task.name
-    root = Path(data)
-    if not root.exists():
-        raise UserError(f"data directory '{root}' does not exist")
+    root = check_existing_path(data, "data directory")
     return root / task.name if (root / task.name).is_dir() else root
 
 
@@ -155,8 +172,14 @@ class TaskData:
 
 
 def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
+    return encode_task(read_task(domain, task, cfg), cfg, tokenizer)
+
+
+def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig) -> TaskData:
+    """A task's examples per split, checked across splits and cut to the run's limits; `rows` stays
+    empty (see `encode_task`). Pure Python: bad data fails before any model or tokenizer is loaded."""
     from zoo.benchmarks.kinds import get_kind
-    from zoo.benchmarks.tasks import split_path
+    from zoo.benchmarks.tasks import check_label_splits, split_path
 
     kind = get_kind(task.type)
     folder = task_data_dir(domain, task, cfg.data)
@@ -167,6 +190,7 @@ def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: An
     except UserError:
         if cfg.select == "dev":
             raise UserError(f"select=dev needs a dev split of task '{task.name}' in {folder}") from None
+    check_label_splits(task, splits, cfg.task.allow_unseen_labels)
     limits = {
         "train": cfg.task.max_train_examples,
         "dev": cfg.task.max_eval_examples,
@@ -176,11 +200,15 @@ def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: An
         name: examples[: limits[name]] if limits[name] else examples for name, examples in splits.items()
     }
     labels = kind.label_space([x for examples in splits.values() for x in examples])
+    return TaskData(task, kind, labels, splits, {})
+
+
+def encode_task(data: TaskData, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
     rows = {
-        name: kind.encode(tokenizer, examples, labels, cfg.task.max_length)
-        for name, examples in splits.items()
+        name: data.kind.encode(tokenizer, examples, data.labels, cfg.task.max_length)
+        for name, examples in data.splits.items()
     }
-    return TaskData(task, kind, labels, splits, rows)
+    return dataclasses.replace(data, rows=rows)
 
 
 def build_task_model(domain: Domain, data: TaskData, backbone: Backbone, seed: int) -> Any:
@@ -392,16 +420,19 @@ def finetune(
     if resume is not None:
         run_dir = runs.resume_dir(domain.name, verb, resume, out)
         cfg = build_config(FinetuneConfig, config_file=run_dir / "config.yaml")
+    elif out is not None:
+        check_output_dir(out, resumable=True)
     quiet_transformers()
     cfg.domain = domain.name
     cfg.tasks = cfg.tasks or [t.name for t in domain.tasks]
     tasks = [domain.task(name) for name in cfg.tasks]
     method, mcfg = resolve_method(cfg)
     cfg.method = {"name": method.name, **dataclasses.asdict(mcfg)}
+    # Everything that can fail on user input happens before the run dir is created, the cheap checks first.
+    read = [read_task(domain, t, cfg) for t in tasks]
     engine = Engine(cfg.train, quiet=quiet)
-    # Everything that can fail on user input happens before the run dir is created.
     backbone = load_backbone(domain, cfg)
-    datas = [load_task(domain, t, cfg, backbone.tokenizer) for t in tasks]
+    datas = [encode_task(data, cfg, backbone.tokenizer) for data in read]
     if run_dir is None:
         run_dir = _start_run(engine, domain, cfg, verb, out, backbone)
     elif engine.is_main:
