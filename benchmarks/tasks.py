@@ -413,11 +413,17 @@ def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
     pair = options.get("pair_column")
     pair_i = _column(path, header, pair, "pair_column") if pair else None
     label_i = _column(path, header, options.get("label_column", "label"), "label_column")
-    return [_text_example(path, line, row, text_i, pair_i, label_i) for line, row in records]
+    return [_text_example(path, line, row, text_i, pair_i, label_i, header) for line, row in records]
 
 
-def _text_example(path: Path, lineno: int, record: Any, text: Any, pair: Any, label: Any) -> TextExample:
-    """Build one example from a CSV row (int keys) or a JSON object (str keys)."""
+def _text_example(
+    path: Path, lineno: int, record: Any, text: Any, pair: Any, label: Any, header: Sequence[str] = ()
+) -> TextExample:
+    """Build one example from a CSV row (int keys, column names in `header`) or a JSON object (str keys)."""
+
+    def name(key: Any) -> str:
+        return header[key] if isinstance(key, int) and header else str(key)
+
     value = record[label]
     if value is None or str(value).strip() == "":
         raise UserError(f"{path}:{lineno}: empty label; every example of a benchmark split needs one")
@@ -427,8 +433,8 @@ def _text_example(path: Path, lineno: int, record: Any, text: Any, pair: Any, la
         )
     label = str(int(value)) if isinstance(value, float) else str(value).strip()
     return TextExample(
-        _text(path, lineno, record[text], str(text)),
-        None if pair is None else _text(path, lineno, record[pair], str(pair), required=False),
+        _text(path, lineno, record[text], name(text)),
+        None if pair is None else _text(path, lineno, record[pair], name(pair), required=False),
         label,
         f"{path}:{lineno}",
     )

@@ -234,7 +234,7 @@ Resume = Annotated[
 def _seed_list(first: int, count: int | None) -> str | None:
     """`--seed`/`--seeds` as the config's seeds (None: keep the config's)."""
     if count is None:
-        return None
+        return None if first == 0 else str(first)
     if count < 1:
         raise UserError(f"--seeds {count}: the number of seeds must be at least 1")
     return ",".join(str(s) for s in range(first, first + count))
@@ -483,7 +483,11 @@ def main(argv: list[str] | None = None) -> None:
     no_args = getattr(click, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C inside a verb into Exit(130)
+            _interrupted()
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as err:
         _fail(str(err))
     except no_args as err:
@@ -519,5 +523,11 @@ def _interrupted() -> None:
     else:
         if os.environ.get("RANK", "0") == "0":
             runs.write_info(run_dir, status="interrupted")
-        typer.echo(f"interrupted — resume with `{runs.resume_command(run_dir)}`", err=True)
+        if any(run_dir.rglob("checkpoints/step-*")):
+            typer.echo(f"interrupted — resume with `{runs.resume_command(run_dir)}`", err=True)
+        else:
+            typer.echo(
+                f"interrupted before the first checkpoint of {run_dir}; nothing to resume, run the command again",
+                err=True,
+            )
     sys.exit(130)

@@ -186,10 +186,11 @@ def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig) -> TaskData:
     splits = {"train": kind.load(task, folder, "train"), "test": kind.load(task, folder, "test")}
     try:
         split_path(task, folder, "dev")
-        splits["dev"] = kind.load(task, folder, "dev")
-    except UserError:
+    except UserError:  # no dev file: fine unless the run selects on dev
         if cfg.select == "dev":
             raise UserError(f"select=dev needs a dev split of task '{task.name}' in {folder}") from None
+    else:
+        splits["dev"] = kind.load(task, folder, "dev")
     check_label_splits(task, splits, cfg.task.allow_unseen_labels)
     limits = {
         "train": cfg.task.max_train_examples,

@@ -57,6 +57,12 @@ def corpus_paths(domain: Domain, cfg: PretrainConfig) -> list[Path]:
     return [check_existing_path(p, "corpus") for p in paths]
 
 
+def replay_paths(cfg: PretrainConfig) -> list[Path]:
+    from zoo.files import check_existing_path
+
+    return [check_existing_path(p, "replay corpus") for p in cfg.data.replay_corpus]
+
+
 def documents(spec: CorpusSpec, paths: Sequence[Path], limit: int | None) -> Iterator[str]:
     from zoo.corpus import read_corpus
 
@@ -101,9 +107,7 @@ def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Prepare
     pad, seq_len = tokenizer.pad_token_id, cfg.data.seq_len
     replay: list[dict[str, Any]] = []
     if cfg.data.replay_corpus and cfg.data.replay_ratio > 0:
-        from zoo.files import check_existing_path
-
-        rpaths = [check_existing_path(p, "replay corpus") for p in cfg.data.replay_corpus]
+        rpaths = replay_paths(cfg)
         replay_docs = tokenize_documents(tokenizer, documents(spec, rpaths, cfg.data.max_documents))
         replay = list(pack_documents(replay_docs, seq_len, pad_id=pad))
     return PreparedData(
@@ -208,6 +212,7 @@ def pretrain(
     objective_options(domain.objective.name, {**domain.objective.options, **cfg.objective})
     model_config(domain, cfg)
     corpus_paths(domain, cfg)
+    replay_paths(cfg)
     from_path = (
         runs.resolve_model(cfg.from_model, domain, cfg.allow_foreign_model) if cfg.from_model else None
     )

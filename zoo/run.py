@@ -148,7 +148,9 @@ def resume_dir(domain: str, verb: str, resume: str, out: str | Path | None) -> P
                 f"--resume auto: no unfinished {domain} {verb} run with a checkpoint under {RUNS_DIR}/"
             )
         return found
-    path = Path(out if resume == "auto" else resume)
+    from zoo.files import check_existing_path
+
+    path = check_existing_path(out if resume == "auto" else resume, "--resume run")
     if path.name.startswith("step-") and path.parent.name == "checkpoints":
         path = path.parent.parent
     if not (path / "config.yaml").is_file() or not (path / "run.json").is_file():
