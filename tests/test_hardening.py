@@ -233,7 +233,7 @@ CASES = [
     Case("max_grad_norm=0", pre("train.max_grad_norm=0"), "train.max_grad_norm=0"),
     Case("weight_decay<0", pre("train.weight_decay=-0.1"), "train.weight_decay=-0.1"),
     Case("eval_batches=0", pre("train.eval_batches=0"), "train.eval_batches=0"),
-    Case("keep_checkpoints=0", pre("train.keep_checkpoints=0"), "train.keep_checkpoints=0"),
+    Case("keep_checkpoints<0", pre("train.keep_checkpoints=-1"), "train.keep_checkpoints=-1"),
     Case("min_lr_ratio>1", pre("train.min_lr_ratio=2"), "train.min_lr_ratio=2"),
     Case(
         "hidden not divisible by heads",
@@ -503,6 +503,24 @@ CASES = [
         resume("biomedical", lambda c: _damage_info(c.unfinished("bio", "unfinished"))),
         "not a zoo run.json",
     ),
+    Case(
+        "--resume with a bad key in its config.yaml",
+        resume("biomedical", lambda c: _bad_saved_key(c.unfinished("bio", "unfinished"))),
+        "config.yaml': unknown config key 'train.lrr'",
+    ),
+    Case(
+        "tokenizer recipe not YAML",
+        lambda c: [
+            "tokenizer",
+            "train",
+            "biomedical",
+            "--recipe",
+            c.write("r.yaml", "a: [b\n"),
+            "--out",
+            "tok",
+        ],
+        "r.yaml:2' is not valid YAML",
+    ),
     # -------------------------------------------------------------------- plug-in specs
     Case("domain module raises", plugin("zoo_sweep_raises", "raise RuntimeError('boom')\n"), "boom"),
     Case("domain module syntax error", plugin("zoo_sweep_syntax", "def (:\n"), "SyntaxError"),
@@ -525,6 +543,12 @@ def _foreign(c: Ctx) -> list[str]:
 def _without_test(args: list[str], c: Ctx) -> list[str]:
     (c.tmp / "ner" / "test.tsv").unlink()
     return args
+
+
+def _bad_saved_key(run: Path) -> Path:
+    with (run / "config.yaml").open("a") as f:
+        f.write("train:\n  lrr: 1\n")
+    return run
 
 
 def _damage_info(run: Path) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from zoo.errors import UserError, did_you_mean
-from zoo.files import check_existing_path, read_text_file
+from zoo.files import check_existing_path, read_yaml
 
 SEED_MAX = 2**32 - 1
 """numpy and accelerate's set_seed take seeds below 2**32."""
@@ -188,7 +188,8 @@ class TrainConfig:
     """Pretraining: held-out batches per evaluation."""
     save_every: int | None = bounded(100, ge=0)
     """Steps between checkpoints; None = once per epoch, 0 = never."""
-    keep_checkpoints: int = bounded(2, ge=1)
+    keep_checkpoints: int = bounded(2, ge=0)
+    """Newest checkpoints kept per fit; 0 = all."""
     log_every: int = bounded(10, ge=1)
     seed: int = bounded(0, ge=0, le=SEED_MAX)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
@@ -406,19 +407,10 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
     p = check_existing_path(path, "config file")
     if p.is_dir():
         raise UserError(f"config file '{p}' is a directory; give the YAML file (e.g. {p / 'config.yaml'})")
-    try:
-        data = yaml.safe_load(read_text_file(p)) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(
-            f"config file '{p}{where}' is not valid YAML: {getattr(err, 'problem', err)}"
-        ) from None
+    data = read_yaml(p, "config file") or {}
     if not isinstance(data, dict):
         raise UserError(
             f"config file '{p}' must hold a mapping of keys and sections (as a run's config.yaml)"

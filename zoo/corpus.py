@@ -132,9 +132,10 @@ def sniff(path: Path, fmt: str) -> None:
         seq = lines[1].decode("utf-8", errors="replace")
         bad = _INVALID_DNA.search(seq)
         if bad:
+            record = first[1:].decode("utf-8", errors="replace").split(" ")[0]
             raise UserError(
-                f"{path}: line 2 holds {bad.group()!r}, which is not DNA (A C G T N and the IUPAC codes); "
-                "a genomic corpus is nucleotide FASTA"
+                f"{path}: record '{record}' (line 2) holds {bad.group()!r}, which is not DNA (A C G T N and "
+                "the IUPAC codes); a genomic corpus is nucleotide FASTA"
             )
 
 

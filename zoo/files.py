@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import UserError
 
@@ -32,6 +33,18 @@ def read_text_file(path: Path | str) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise decode_error(path, raw, err) from None
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's data; a syntax error is one line naming `what`, the file, the line and the problem."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_text_file(path))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{what} '{path}{where}' is not valid YAML: {getattr(err, 'problem', err)}") from None
 
 
 def check_existing_path(path: Path | str, what: str) -> Path:

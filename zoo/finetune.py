@@ -124,30 +124,12 @@ def load_backbone(domain: Domain, cfg: FinetuneConfig) -> Backbone:
     pretraining would train (its recipe on its sample corpus)."""
     if cfg.model is not None:
         path = runs.resolve_model(cfg.model, domain, cfg.allow_foreign_model)
-        return Backbone(path, load_tokenizer(path), cfg.init)
+        return Backbone(path, runs.load_tokenizer(path), cfg.init)
     from zoo.config import PretrainConfig
     from zoo.pretrain import obtain_tokenizer
 
     embedded = build_config(PretrainConfig, domain.pretrain_defaults)
     return Backbone(None, obtain_tokenizer(domain, embedded, None), "random")
-
-
-def load_tokenizer(path: Path) -> Any:
-    """The tokenizer saved with a model; one that does not load, or has more entries than the model's
-    vocabulary, is a UserError naming the folder."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as err:  # transformers raises many types for a damaged tokenizer file
-        raise UserError(f"the tokenizer in '{path}' does not load ({type(err).__name__}: {err})") from None
-    vocab = json.loads((path / "config.json").read_text()).get("vocab_size")
-    if isinstance(vocab, int) and len(tokenizer) > vocab:
-        raise UserError(
-            f"the tokenizer in '{path}' has {len(tokenizer):,} entries but the model's vocabulary only "
-            f"{vocab:,}; they do not belong together"
-        )
-    return tokenizer
 
 
 def task_data_dir(domain: Domain, task: TaskSpec, data: str | None) -> Path:

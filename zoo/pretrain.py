@@ -134,15 +134,13 @@ def global_batch(data: PreparedData, cfg: PretrainConfig, step: int) -> list[dic
 
 
 def obtain_tokenizer(domain: Domain, cfg: PretrainConfig, from_model: Path | None) -> Any:
-    from transformers import AutoTokenizer
-
     if cfg.tokenizer.path:
         path = Path(cfg.tokenizer.path)
         if not path.is_dir():
             raise UserError(f"tokenizer directory '{path}' does not exist")
-        return AutoTokenizer.from_pretrained(path)
+        return runs.load_tokenizer(path)
     if from_model is not None:
-        return AutoTokenizer.from_pretrained(from_model)
+        return runs.load_tokenizer(from_model)
     from zoo.tokenizer import load_recipe, train_tokenizer
 
     recipe = load_recipe(cfg.tokenizer.recipe or domain.tokenizer)

@@ -133,7 +133,10 @@ def find_resumable(domain: str, verb: str) -> Path | None:
     candidates = [
         p
         for p in RUNS_DIR.glob(f"{domain}-{verb}-*")
-        if p.is_dir() and not is_complete(p) and any(p.rglob("checkpoints/step-*"))
+        if p.is_dir()
+        and not is_complete(p)
+        and not _running_here(read_info(p))
+        and any(p.rglob("checkpoints/step-*"))
     ]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
@@ -141,16 +144,17 @@ def find_resumable(domain: str, verb: str) -> Path | None:
 def resume_dir(domain: str, verb: str, resume: str, out: str | Path | None) -> Path:
     """The unfinished run `--resume` names: with 'auto', `--out` or else the newest unfinished
     runs/<domain>-<verb>-* with a checkpoint; otherwise a run directory (or one of its checkpoints/step-N)."""
+    from zoo.files import check_existing_path
+
     if resume == "auto" and out is None:
         found = find_resumable(domain, verb)
         if found is None:
             raise UserError(
                 f"--resume auto: no unfinished {domain} {verb} run with a checkpoint under {RUNS_DIR}/"
             )
-        return found
-    from zoo.files import check_existing_path
-
-    path = check_existing_path(out if resume == "auto" else resume, "--resume run")
+        path = found
+    else:
+        path = check_existing_path(out if resume == "auto" else resume, "--resume run")
     if path.name.startswith("step-") and path.parent.name == "checkpoints":
         path = path.parent.parent
     if not (path / "config.yaml").is_file() or not (path / "run.json").is_file():
@@ -262,3 +266,22 @@ def check_model_dir(path: Path, domain: Any, allow_foreign: bool = False) -> Non
             f"model '{path}' was pretrained by domain '{origin}', not '{domain.name}'; give a {domain.name} "
             "model, or pass --allow-foreign-model to use it anyway"
         )
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The tokenizer saved in `path` (a model or tokenizer folder); one that does not load, or has more
+    entries than the vocabulary of the model saved with it, is a UserError naming the folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # transformers raises many types for a damaged tokenizer file
+        raise UserError(f"the tokenizer in '{path}' does not load ({type(err).__name__}: {err})") from None
+    config = path / "config.json"
+    vocab = json.loads(config.read_text()).get("vocab_size") if config.is_file() else None
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise UserError(
+            f"the tokenizer in '{path}' has {len(tokenizer):,} entries but the model's vocabulary only "
+            f"{vocab:,}; they do not belong together"
+        )
+    return tokenizer
