@@ -197,7 +197,7 @@ def resolve_targets(model: nn.Module, names: Iterable[str]) -> list[str]:
     if not found:
         local = sorted({s for _, s in linears})
         raise UserError(
-            f"DSEE target_modules {sorted(wanted)} match no linear layer; this model has: {', '.join(local)}"
+            f"method.target_modules {sorted(wanted)} match no linear layer; this model has: {', '.join(local)}"
         )
     return found
 

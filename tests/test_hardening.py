@@ -479,6 +479,11 @@ CASES = [
         lambda c: fin("--from", str(c.unfinished("bio", "killed")))(c),
         "is interrupted",
     ),
+    Case(
+        "an option only the built model refutes",
+        lambda c: fin("--from", str(c.made["bio"]), "--method", "lora", "method.target_modules=nope")(c),
+        "method.target_modules ['nope'] match no linear layer",
+    ),
     Case("pretrain --from another family", lambda c: pre("--from", str(c.made["gen"]))(c), "'llama' model"),
     Case(
         "--resume a complete run",
@@ -596,7 +601,7 @@ def test_malformed_input_is_one_line_exit_2_and_nothing_complete(
     assert code == 2, (code, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert case.needle in lines[0], lines[0]
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     assert _run_jsons(tmp_path) == before  # no run written, none changed (status included)
     assert not (tmp_path / "tok").exists()
 

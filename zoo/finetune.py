@@ -416,22 +416,24 @@ def finetune(
     engine = Engine(cfg.train, quiet=quiet)
     backbone = load_backbone(domain, cfg)
     datas = [encode_task(data, cfg, backbone.tokenizer) for data in read]
+    created = run_dir is None
     if run_dir is None:
         run_dir = _start_run(engine, domain, cfg, verb, out, backbone)
     elif engine.is_main:
         runs.write_info(run_dir, status="running")
-    outcomes = [
-        _run_task(
-            engine, domain, cfg, data, method, mcfg, backbone, run_dir, resume is not None, len(datas) > 1
-        )
-        for data in datas
-    ]
-    model_name = cfg.model or f"{domain.name}-random-init"
-    if backbone.init == "random" and cfg.model:
-        model_name += " (random init)"
-    outcome = FinetuneOutcome(domain.name, model_name, method.name, cfg.select, outcomes, run_dir)
-    if engine.is_main:
-        _finish(engine, domain, cfg, outcome, backbone, record)
+    with runs.discarded_on_user_error(run_dir, created, engine.is_main):
+        outcomes = [
+            _run_task(
+                engine, domain, cfg, data, method, mcfg, backbone, run_dir, resume is not None, len(datas) > 1
+            )
+            for data in datas
+        ]
+        model_name = cfg.model or f"{domain.name}-random-init"
+        if backbone.init == "random" and cfg.model:
+            model_name += " (random init)"
+        outcome = FinetuneOutcome(domain.name, model_name, method.name, cfg.select, outcomes, run_dir)
+        if engine.is_main:
+            _finish(engine, domain, cfg, outcome, backbone, record)
     engine.wait()
     return outcome
 

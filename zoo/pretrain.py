@@ -220,19 +220,21 @@ def pretrain(
     objective = build_domain_objective(domain, cfg, tokenizer)
     data = prepare_data(domain, cfg, tokenizer)
     model = build_model(domain, cfg, objective, tokenizer, from_path)
+    created = run_dir is None
     if run_dir is None:
         run_dir = _start_run(engine, domain, cfg, out, tokenizer, model, data, from_path)
     elif engine.is_main:
         runs.write_info(run_dir, status="running")
-    result = engine.fit(
-        model,
-        _plan(engine, domain, cfg, objective, data, tokenizer),
-        run_dir,
-        run_dir / "metrics.jsonl",
-        resume=resume is not None,
-    )
-    if engine.is_main:
-        _finish(run_dir, objective, result, tokenizer)
+    with runs.discarded_on_user_error(run_dir, created, engine.is_main):
+        result = engine.fit(
+            model,
+            _plan(engine, domain, cfg, objective, data, tokenizer),
+            run_dir,
+            run_dir / "metrics.jsonl",
+            resume=resume is not None,
+        )
+        if engine.is_main:
+            _finish(run_dir, objective, result, tokenizer)
     engine.wait()
     return run_dir
 

@@ -15,6 +15,8 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,23 @@ def write_info(run_dir: Path, **fields: Any) -> dict[str, Any]:
     info = {**read_info(run_dir), **fields}
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str))
     return info
+
+
+@contextmanager
+def discarded_on_user_error(run_dir: Path, created: bool, is_main: bool = True) -> Iterator[None]:
+    """A UserError inside (e.g. a method option that only the built model can refute) leaves nothing
+    half-written: a run this call `created` without a checkpoint yet is removed; any other is marked
+    'failed' with the message."""
+    try:
+        yield
+    except UserError as err:
+        if is_main:
+            _active.clear()
+            if created and not any(run_dir.rglob("checkpoints/step-*")):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                write_info(run_dir, status="failed", error=str(err))
+        raise
 
 
 def active_run() -> Path | None:
