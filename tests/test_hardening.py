@@ -749,3 +749,70 @@ def test_a_killed_run_never_looks_complete_and_is_shown_as_interrupted(
     monkeypatch.chdir(tmp_path)
     code, _, err = call_zoo(["finetune", "biomedical", "--task", "ncbi_disease", "--from", str(out)], capsys)
     assert code == 2 and f"run '{out}' is interrupted" in err and f"--resume {out}" in err
+
+
+# ------------------------------------------------------------------------------ ranges are declared
+
+
+def _numeric_fields(cls: type, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted name, dataclass field) of every int/float (or list of them) option of `cls` and its sections."""
+    import dataclasses
+    import typing
+
+    found = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            found += _numeric_fields(hint, f"{prefix}{f.name}.")
+            continue
+        args = {a for a in typing.get_args(hint)} | {hint}
+        items = {b for a in args for b in typing.get_args(a)} if typing.get_origin(hint) is list else args
+        if {int, float} & (args | items) and bool not in args:
+            found.append((f"{prefix}{f.name}", f))
+    return found
+
+
+def test_every_numeric_option_declares_its_valid_range() -> None:
+    from zoo.adapters.base import METHODS
+    from zoo.config import FinetuneConfig, PretrainConfig
+    from zoo.objectives import OBJECTIVES
+
+    unbounded_on_purpose = {"layers"}  # EMoE layer indices: negative ones count from the end
+    classes = [PretrainConfig, FinetuneConfig]
+    classes += [m.config_cls for m in METHODS.all()[0].values()]
+    classes += [OBJECTIVES.get(n).options_cls for n in ("mlm", "clm")]
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls in classes
+        for name, f in _numeric_fields(cls)
+        if "range" not in f.metadata and name not in unbounded_on_purpose
+    ]
+    assert not missing, missing
+    assert len(_numeric_fields(PretrainConfig)) > 25
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_an_unwritable_output_folder_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, _, err = call_zoo(["pretrain", "biomedical", "--out", str(locked / "run")], capsys)
+    finally:
+        locked.chmod(0o700)
+    assert code == 2 and f"folder '{locked}' is not writable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_latin1_byte_is_named_by_line_and_offset(tmp_path: Path) -> None:
+    from zoo.benchmarks.tasks import load_split
+    from zoo.errors import UserError
+    from zoo.registry import get_domain
+
+    (tmp_path / "train.tsv").write_bytes(b"Aspirin\tO\n\nCaf\xe9\tO\n")
+    with pytest.raises(UserError) as err:
+        load_split(get_domain("biomedical").task("ncbi_disease"), tmp_path, "train")
+    assert "train.tsv:3: not UTF-8 (byte b'\\xe9' at offset 14" in str(err.value)
