@@ -792,19 +792,31 @@ def test_every_numeric_option_declares_its_valid_range() -> None:
     assert len(_numeric_fields(PretrainConfig)) > 25
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
-def test_an_unwritable_output_folder_is_refused_before_any_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    monkeypatch.chdir(tmp_path)
+def test_an_unwritable_output_folder_is_refused_before_any_work() -> None:
+    """Checked with the ids the process writes with; as root, as user nobody for the duration of the check."""
+    import tempfile
+
+    from zoo.errors import UserError
+    from zoo.files import check_output_dir
+
+    base = Path(tempfile.mkdtemp(prefix="zoo-locked-"))
+    base.chmod(0o755)
+    locked = base / "locked"
+    locked.mkdir(mode=0o555)
+    root = os.geteuid() == 0
     try:
-        code, _, err = call_zoo(["pretrain", "biomedical", "--out", str(locked / "run")], capsys)
+        if root:
+            os.setegid(65534)
+            os.seteuid(65534)
+        with pytest.raises(UserError, match=f"folder '{locked}' is not writable"):
+            check_output_dir(locked / "run")
     finally:
-        locked.chmod(0o700)
-    assert code == 2 and f"folder '{locked}' is not writable" in err and len(err.strip().splitlines()) == 1
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+    check_output_dir(base / "free")  # the folder's owner may: nothing wrong with it
+    locked.chmod(0o700)
+    shutil.rmtree(base)
 
 
 def test_a_latin1_byte_is_named_by_line_and_offset(tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def _check_writable_parent(p: Path, what: str, hint: str) -> None:
         ancestor = Path(".")
     if ancestor.exists() and not ancestor.is_dir():
         raise UserError(f"{what} '{p}' lies under '{ancestor}', which is a file; {hint}")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    effective = os.access in os.supports_effective_ids  # the ids this process writes with
+    if not os.access(ancestor, os.W_OK | os.X_OK, effective_ids=effective):
         raise UserError(f"{what} '{p}': folder '{ancestor}' is not writable; {hint}")
 
 
