@@ -376,14 +376,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 """C0 control characters other than tab and line breaks: never text (a NUL, a bell, an escape)."""
 
 
-def _text(path: Path, lineno: int, value: Any, column: str, required: bool = True) -> str:
+def _text(path: Path, lineno: int, value: Any, column: str) -> str:
     """A text field of record `lineno` (see `_checked_text`)."""
-    return _checked_text(f"{path}:{lineno}", value, column, required)
+    return _checked_text(f"{path}:{lineno}", value, column)
 
 
-def _checked_text(where: str, value: Any, column: str, required: bool = True) -> str:
+def _checked_text(where: str, value: Any, column: str, required: bool = False) -> str:
     """A text field; JSON null, lists and objects are input mistakes, not text, and so are control
-    characters; an empty text is one too where `required`."""
+    characters; an empty text is one too where `required` (real corpora have a few empty descriptions,
+    which a model can still be scored on)."""
     if value is None or isinstance(value, (list, dict, bool)):
         raise UserError(f"{where}: '{column}' must be text, found {json.dumps(value)[:60]}")
     text = str(value)
@@ -434,7 +435,7 @@ def _text_example(
     label = str(int(value)) if isinstance(value, float) else str(value).strip()
     return TextExample(
         _text(path, lineno, record[text], name(text)),
-        None if pair is None else _text(path, lineno, record[pair], name(pair), required=False),
+        None if pair is None else _text(path, lineno, record[pair], name(pair)),
         label,
         f"{path}:{lineno}",
     )
@@ -472,7 +473,7 @@ def _load_multi_label_csv(path: Path, options: Mapping[str, Any]) -> list[Exampl
     return [
         MultiLabelExample(
             _text(path, line, row[text_i], header[text_i]),
-            None if pair_i is None else _text(path, line, row[pair_i], header[pair_i], required=False),
+            None if pair_i is None else _text(path, line, row[pair_i], header[pair_i]),
             _label_set(path, line, row[labels_i], separator),
             f"{path}:{line}",
         )
@@ -495,7 +496,7 @@ def _load_multi_label_jsonl(path: Path, options: Mapping[str, Any]) -> list[Exam
         examples.append(
             MultiLabelExample(
                 _text(path, lineno, obj[text], text),
-                None if pair is None else _text(path, lineno, obj[pair], pair, required=False),
+                None if pair is None else _text(path, lineno, obj[pair], pair),
                 _label_set(path, lineno, obj[labels], None),
                 f"{path}:{lineno}",
             )
@@ -643,7 +644,7 @@ def _load_pubmedqa(path: Path, options: Mapping[str, Any]) -> list[Example]:
             )
         if label not in PUBMEDQA_LABELS:
             raise UserError(f"{where}: final_decision {label!r} is not one of yes/no/maybe")
-        question = _checked_text(where, question, "QUESTION")
+        question = _checked_text(where, question, "QUESTION", required=True)
         context = _checked_text(where, " ".join(contexts), "CONTEXTS")
         examples.append(TextExample(question, context, label, where))
     return examples

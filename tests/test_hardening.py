@@ -335,7 +335,9 @@ CASES = [
         "CSV label only in test", lambda c: gue(c, test=CSV + "ACGTACGTAA,2\n"), "test label '2' never occurs"
     ),
     Case("CSV not DNA", lambda c: gue(c, train=CSV + "ACGZACGTAA,1\n"), "train.csv:5: character 'Z'"),
-    Case("CSV empty sequence", lambda c: gue(c, train=CSV + ",1\n"), "train.csv:5: 'sequence' is empty"),
+    Case(
+        "CSV escape character", lambda c: gue(c, train=CSV + "AC\x1bGT,1\n"), "train.csv:5: 'sequence' holds"
+    ),
     Case("CSV NUL in sequence", lambda c: gue(c, test=CSV + "ACG\x00T,1\n"), "control character '\\x00'"),
     Case("CSV extra field", lambda c: gue(c, train=CSV + "ACGT,1,2\n"), "train.csv:5: expected 2 fields"),
     Case("CSV no label column", lambda c: gue(c, train="sequence,y\nACGT,1\n"), "no column 'label'"),
