@@ -193,7 +193,8 @@ def options_table(config_cls: type) -> list[tuple[str, str, Any, str]]:
     """(name, type, default, doc) for every option of a method's config dataclass, in field order.
 
     `type` is the annotation as written (e.g. "int", "list[str]", "Literal['grebsmo', 'random']"); `default`
-    is the value a fresh config holds (None for a required field); `doc` is the attribute docstring or "".
+    is the value a fresh config holds (None for a required field); `doc` is the attribute docstring or "",
+    followed by the valid range of a `bounded` field.
     What `zoo methods` and `zoo finetune --help` print.
     """
     docs = _attribute_docs(config_cls)
@@ -206,5 +207,8 @@ def options_table(config_cls: type) -> list[tuple[str, str, Any, str]]:
         else:
             default = None
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
-        rows.append((f.name, kind, default, docs.get(f.name, "")))
+        doc, valid = docs.get(f.name, ""), f.metadata.get("range")
+        if valid is not None:  # a `zoo.config.bounded` field
+            doc = f"{doc} Valid: {valid.describe()}.".strip()
+        rows.append((f.name, kind, default, doc))
     return rows
