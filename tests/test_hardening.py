@@ -720,7 +720,10 @@ def test_ctrl_c_says_how_to_resume_and_marks_the_run_interrupted(tmp_path: Path)
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     _wait_for_status(out / "run.json", "running", proc)
-    time.sleep(1.0)  # inside the training loop
+    deadline = time.time() + 120
+    while not list(out.glob("checkpoints/step-*")) and time.time() < deadline:  # inside the training loop
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
