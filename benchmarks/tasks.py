@@ -100,8 +100,9 @@ def split_path(task: TaskSpec, data_dir: Path, split: str) -> Path:
         raise UserError(f"task '{task.name}' has no split '{split}'{did_you_mean(split, task.splits)}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
+        found = "is a file" if data_dir.exists() else "does not exist"
         raise UserError(
-            f"data directory {data_dir} does not exist; --data DIR must be a folder holding the split files "
+            f"data directory {data_dir} {found}; --data DIR must be a folder holding the split files "
             f"of task '{task.name}' ({', '.join(task.splits.values())})"
         )
     stem = task.splits[split]

@@ -324,6 +324,11 @@ CASES = [
     Case("IOB missing split", lambda c: _without_test(ner(c), c), "no file for split 'test'"),
     Case("--data missing", fin("--data", "nowhere"), "'nowhere' does not exist"),
     Case("--data /dev/null", fin("--data", "/dev/null"), "not a regular file"),
+    Case(
+        "--data a file",
+        lambda c: fin("--data", c.write("data.tsv", IOB))(c),
+        "data.tsv is a file; --data DIR",
+    ),
     # -------------------------------------------------------------------- task data: CSV (GUE)
     Case(
         "CSV label not an integer",
