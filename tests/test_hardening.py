@@ -174,6 +174,11 @@ def _retype(model: Path, model_type: str | None) -> None:
     (model / "config.json").write_text(json.dumps(config))
 
 
+def _set_vocab(model: Path, size: int) -> None:
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "vocab_size": size}))
+
+
 def _set_domain(run: Path, domain: str) -> None:
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "domain": domain}))
@@ -478,6 +483,16 @@ CASES = [
         "--from garbage tokenizer",
         damaged_model(lambda m: (m / "tokenizer.json").write_text("{oops")),
         "tokenizer in",
+    ),
+    Case(
+        "--from a tokenizer larger than the vocabulary",
+        damaged_model(lambda m: _set_vocab(m, 10)),
+        "but the model's vocabulary only 10",
+    ),
+    Case(
+        "finetune --resume a pretraining run",
+        lambda c: ["finetune", "biomedical", "--resume", str(c.unfinished("bio", "unfinished"))],
+        "is a biomedical pretrain run, not biomedical finetune",
     ),
     Case("--from a genomic model", lambda c: fin("--from", str(c.made["gen"]))(c), "'llama' model"),
     Case("--from another domain's run", lambda c: _foreign(c), "--allow-foreign-model"),
