@@ -29,7 +29,6 @@ from typing import Any, Protocol, runtime_checkable
 from torch import nn
 
 from zoo.domain import TaskSpec
-from zoo.errors import UserError, did_you_mean
 from zoo.registry import Registry
 
 
@@ -99,22 +98,9 @@ def get_method(name: str) -> Method:
 
 def method_config(method: Method, options: dict[str, Any]) -> Any:
     """The method's typed config from `method.*` options; an unknown key names the valid ones."""
-    from zoo.config import set_key
+    from zoo.config import typed_options
 
-    cfg = method.config_cls()
-    known = [f.name for f in dataclasses.fields(cfg)]
-    for key, value in options.items():
-        if key.split(".")[0] not in known:
-            hint = did_you_mean(key, known) if known else " (it has no options)"
-            raise UserError(f"unknown option 'method.{key}' for tuning method '{method.name}'{hint}")
-        try:
-            set_key(cfg, key, value)
-        except UserError as err:
-            raise UserError(f"tuning method '{method.name}': {err}") from None
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
+    return typed_options(method.config_cls, options, f"tuning method '{method.name}'", "method.")
 
 
 # ------------------------------------------------------------------------------------------------ defaults
@@ -207,7 +193,8 @@ def options_table(config_cls: type) -> list[tuple[str, str, Any, str]]:
     """(name, type, default, doc) for every option of a method's config dataclass, in field order.
 
     `type` is the annotation as written (e.g. "int", "list[str]", "Literal['grebsmo', 'random']"); `default`
-    is the value a fresh config holds (None for a required field); `doc` is the attribute docstring or "".
+    is the value a fresh config holds (None for a required field); `doc` is the attribute docstring or "",
+    followed by the valid range of a `bounded` field.
     What `zoo methods` and `zoo finetune --help` print.
     """
     docs = _attribute_docs(config_cls)
@@ -220,5 +207,8 @@ def options_table(config_cls: type) -> list[tuple[str, str, Any, str]]:
         else:
             default = None
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
-        rows.append((f.name, kind, default, docs.get(f.name, "")))
+        doc, valid = docs.get(f.name, ""), f.metadata.get("range")
+        if valid is not None:  # a `zoo.config.bounded` field
+            doc = f"{doc} Valid: {valid.describe()}.".strip()
+        rows.append((f.name, kind, default, doc))
     return rows

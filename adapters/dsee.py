@@ -56,6 +56,7 @@ from zoo.adapters.base import MethodBase, MethodContext, parameter_counts
 from zoo.adapters.grebsmo import sparse_support
 from zoo.adapters.head_pruning import attention, blocks, pad_pruned, prune_heads, pruned_heads
 from zoo.adapters.kernels import SparseLoRALinear, backend_for
+from zoo.config import SEED_MAX, bounded
 from zoo.errors import UserError
 
 CONFIG_NAME = "dsee_config.json"
@@ -78,11 +79,11 @@ _ALIASES.update({v: k for k, v in list(_ALIASES.items())})
 class DSEEConfig:
     """Sparse + low-rank update on the target projections, then optional pruning (arXiv 2111.00160)."""
 
-    r: int = 16
+    r: int = bounded(16, ge=0)
     """LoRA rank (official scripts: 16)."""
-    alpha: float = 32
+    alpha: float = bounded(32, gt=0.0)
     """LoRA alpha; both the low-rank and the sparse part are scaled by alpha / r."""
-    num_sparse: int = 64
+    num_sparse: int = bounded(64, ge=0)
     """Non-zeros of S2 per adapted matrix (official: 16 in the RTE/SST-2 scripts, 64 in the README)."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     """Projection names (leaf or dotted path in a layer); BERT names translate to Llama (query → q_proj)."""
@@ -90,21 +91,21 @@ class DSEEConfig:
     """S2's support from the pretrained W: GreBsmo residual, top-|W| (official 'omp') or random ('rp')."""
     head_modules: list[str] = field(default_factory=lambda: ["classifier", "score"])
     """Task-head modules trained alongside the adapter (those present in the model)."""
-    seed: int = 0
+    seed: int = bounded(0, ge=0, le=SEED_MAX)
     """Seed of the support selection (module i uses seed + i)."""
-    grebsmo_iters: int = 100
+    grebsmo_iters: int = bounded(100, ge=1)
     """GreBsmo outer iterations (official 100; the rank grows by `grebsmo_rank_step` each)."""
-    grebsmo_rank_step: int = 5
+    grebsmo_rank_step: int = bounded(5, ge=1)
     """Rank added per outer iteration (official 5)."""
-    grebsmo_inner: int = 2
+    grebsmo_inner: int = bounded(2, ge=1)
     """Alternating QR steps per outer iteration (official 2)."""
-    grebsmo_threshold: float = 0.01
+    grebsmo_threshold: float = bounded(0.01, ge=0.0)
     """Hard threshold on the sparse part (official 0.01, tuned to BERT's weight scale)."""
-    prune_ratio: float = 0.2
+    prune_ratio: float = bounded(0.2, ge=0.0, lt=1.0)
     """Stage 2: fraction of non-adapted backbone weights removed by |W| (official 0.2); 0 = none."""
-    prune_adapted_ratio: float | None = None
+    prune_adapted_ratio: float | None = bounded(None, ge=0.0, lt=1.0)
     """Stage 2: fraction of adapted weights removed by |ΔW| (official 0.2); None = prune_ratio."""
-    prune_heads: int = 0
+    prune_heads: int = bounded(0, ge=0)
     """Stage 2, structured: attention heads removed per layer by update magnitude (official 3 of 12)."""
 
     def __post_init__(self) -> None:
@@ -196,7 +197,7 @@ def resolve_targets(model: nn.Module, names: Iterable[str]) -> list[str]:
     if not found:
         local = sorted({s for _, s in linears})
         raise UserError(
-            f"DSEE target_modules {sorted(wanted)} match no linear layer; this model has: {', '.join(local)}"
+            f"method.target_modules {sorted(wanted)} match no linear layer; this model has: {', '.join(local)}"
         )
     return found
 

@@ -37,6 +37,7 @@ from torch import nn
 
 from zoo.adapters.base import MethodBase, MethodContext, load_pretrained, parameter_counts
 from zoo.adapters.head_pruning import blocks
+from zoo.config import SEED_MAX, bounded
 from zoo.errors import UserError
 
 CONFIG_NAME = "emoe_config.json"
@@ -47,16 +48,16 @@ WEIGHTS_NAME = "emoe_clusters.safetensors"
 class EMoEConfig:
     """Split FFN neurons into experts and keep the `top_k` best per token (arXiv 2310.10908)."""
 
-    num_experts: int = 64
+    num_experts: int = bounded(64, ge=1)
     """Experts per chosen layer; must divide the FFN's intermediate size."""
-    top_k: int = 16
+    top_k: int = bounded(16, ge=1)
     """Experts kept per token (official: 16 of 64 for BERT and Llama, 32 of 64 for GPT2-XL)."""
     layers: list[int] | None = None
     """Layer indices (negative counts from the end); None = one late layer, the second-to-last (the
     official BERT-base default `--moe_layers 10` of 12)."""
-    kmeans_max_iter: int = 1000
+    kmeans_max_iter: int = bounded(1000, ge=1)
     """Balanced k-means iterations (official KMeansConstrained max_iter); stops earlier at convergence."""
-    seed: int = 0
+    seed: int = bounded(0, ge=0, le=SEED_MAX)
     """k-means++ seed (official random_state=0)."""
     eval_dense: bool = False
     """After training, switch the masks off and evaluate the dense FFN (official "EMoE2LoRA")."""

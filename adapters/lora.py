@@ -13,17 +13,18 @@ from torch import nn
 
 from zoo.adapters.base import MethodBase, MethodContext
 from zoo.adapters.dsee import resolve_targets
+from zoo.config import bounded
 
 
 @dataclass
 class LoRAConfig:
     """peft LoRA on the attention projections (BERT query/value, Llama q_proj/v_proj by default)."""
 
-    r: int = 16
+    r: int = bounded(16, ge=1)
     """LoRA rank."""
-    alpha: float = 32
+    alpha: float = bounded(32, gt=0.0)
     """LoRA alpha (scale alpha / r)."""
-    dropout: float = 0.0
+    dropout: float = bounded(0.0, ge=0.0, lt=1.0)
     """Dropout on the LoRA input (peft's default 0)."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
     """As in DSEE: BERT names are translated for Llama (query → q_proj) and back."""

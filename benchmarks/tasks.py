@@ -8,7 +8,11 @@ Each task kind (`zoo.benchmarks.kinds`) reads the formats of its example type; a
     multiple_choice             MultipleChoiceExample  'csv', 'jsonl' (a context, k choices, label = choice index)
 
 or 'pkg.module:func' for a third-party loader called as `func(task, data_dir, split)`.
-Every malformed input ends in a `UserError` naming file:line and what was expected.
+Every malformed input ends in a `UserError` naming file:line and what was expected: a file that is not
+UTF-8 (a BOM is fine), a token that is empty or holds a control character, a text with a control
+character, a text outside the task's `alphabet` option (e.g. DNA), a label whose type differs from the
+task's other labels, and (`check_label_splits`) a dev/test label that train never has.
+Every example remembers where it was read (`source`, "file:line") for such messages.
 Pure Python on purpose: no torch/datasets import, so the CLI can validate data cheaply.
 """
 
@@ -16,15 +20,18 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from zoo.domain import TaskSpec
 from zoo.errors import UserError, did_you_mean
+from zoo.files import decode_error, read_text_file
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class TokenExample:
 
     tokens: list[str]
     tags: list[str]
+    source: str = field(default="", compare=False, repr=False)
+    """Where it was read ("file:line" of its first token); '' when unknown."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class TextExample:
     text: str
     text_pair: str | None
     label: str
+    source: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class MultiLabelExample:
     text: str
     text_pair: str | None
     labels: tuple[str, ...]
+    source: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class MultipleChoiceExample:
     context: str
     choices: tuple[str, ...]
     label: str
+    source: str = field(default="", compare=False, repr=False)
 
 
 Example: TypeAlias = TokenExample | TextExample | MultiLabelExample | MultipleChoiceExample
@@ -88,8 +100,9 @@ def split_path(task: TaskSpec, data_dir: Path, split: str) -> Path:
         raise UserError(f"task '{task.name}' has no split '{split}'{did_you_mean(split, task.splits)}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
+        found = "is a file" if data_dir.exists() else "does not exist"
         raise UserError(
-            f"data directory {data_dir} does not exist; --data DIR must be a folder holding the split files "
+            f"data directory {data_dir} {found}; --data DIR must be a folder holding the split files "
             f"of task '{task.name}' ({', '.join(task.splits.values())})"
         )
     stem = task.splits[split]
@@ -127,7 +140,71 @@ def read_split(
         if not examples:
             raise UserError(f"{path}: no examples found; the file is empty or holds only headers/blank lines")
     check_examples(examples, example_type, kind, f"task '{task.name}' (format '{task.format}')")
+    alphabet = task.options.get("alphabet")
+    if alphabet:
+        check_alphabet(examples, str(alphabet), task.name)
     return examples
+
+
+def example_labels(example: Any) -> tuple[str, ...]:
+    """The labels an example shows, for the checks across splits: its class, its label set, its entity
+    types; none for multiple choice (a choice index) and example types the zoo does not know."""
+    if isinstance(example, TextExample):
+        return (example.label,)
+    if isinstance(example, MultiLabelExample):
+        return example.labels
+    if isinstance(example, TokenExample):
+        return tuple(dict.fromkeys(t[2:] for t in example.tags if t != "O"))
+    return ()
+
+
+def _where(example: Any, split: str) -> str:
+    return getattr(example, "source", "") or f"the {split} split"
+
+
+def check_label_splits(task: TaskSpec, splits: Mapping[str, Sequence[Any]], allow_unseen: bool) -> None:
+    """Labels of one type (all integers, or none), and no dev/test label that train never has (unless
+    `allow_unseen`): either is almost always a data mistake that would silently cost the score."""
+    first: dict[str, tuple[str, Any]] = {}
+    for split, examples in splits.items():
+        for x in examples:
+            for label in example_labels(x):
+                first.setdefault(label, (split, x))
+    ints = [label for label in first if re.fullmatch(r"-?\d+", label)]
+    if ints and len(ints) < len(first):
+        odd = [label for label in first if label not in ints] if len(ints) * 2 >= len(first) else ints
+        split, x = first[odd[0]]
+        kind = "an integer" if odd[0] not in ints else "a name"
+        others = ", ".join(sorted(set(first) - set(odd))[:5])
+        raise UserError(
+            f"{_where(x, split)}: label {odd[0]!r} is not {kind} like the other labels of task "
+            f"'{task.name}' ({others}); fix the label"
+        )
+    seen = {label for x in splits.get("train", ()) for label in example_labels(x)}
+    for split in ("dev", "test"):
+        for x in splits.get(split, ()):
+            unseen = [label for label in example_labels(x) if label not in seen]
+            if unseen and seen and not allow_unseen:
+                raise UserError(
+                    f"{_where(x, split)}: {split} label {unseen[0]!r} never occurs in the train split of task "
+                    f"'{task.name}' (train has: {', '.join(sorted(seen)[:8])}); fix the data, or set "
+                    "task.allow_unseen_labels=true if that is meant"
+                )
+
+
+def check_alphabet(examples: Iterable[Any], alphabet: str, task: str) -> None:
+    """Every text of every example holds only the characters of the task option `alphabet` (compared
+    upper-cased), e.g. the DNA letters of a genomic task."""
+    allowed = set(alphabet.upper())
+    for x in examples:
+        texts = [getattr(x, "text", None), getattr(x, "text_pair", None), *getattr(x, "tokens", ())]
+        for text in texts:
+            bad = next((c for c in (text or "").upper() if c not in allowed), None)
+            if bad is not None:
+                raise UserError(
+                    f"{_where(x, 'data')}: character {bad!r} at position {text.upper().index(bad) + 1} is not "
+                    f"in the alphabet of task '{task}' ({alphabet}); fix or drop the example"
+                )
 
 
 def load_split(task: TaskSpec, data_dir: Path, split: str) -> list[Example]:
@@ -182,10 +259,11 @@ def _load_iob(path: Path, options: Mapping[str, Any]) -> list[Example]:
     examples: list[Example] = []
     tokens: list[str] = []
     tags: list[str] = []
+    start = 0
     for lineno, line in _lines(path):
         if not line.strip():
             if tokens:
-                examples.append(TokenExample(tokens, tags))
+                examples.append(TokenExample(tokens, tags, f"{path}:{start}"))
                 tokens, tags = [], []
             continue
         parts = line.split(delimiter)
@@ -206,11 +284,23 @@ def _load_iob(path: Path, options: Mapping[str, Any]) -> list[Example]:
                         f"(fix the file, or set the task option repair_iob: true to read it as B-{tag[2:]})"
                     )
                 tag = "B-" + tag[2:]
-        tokens.append(parts[tok_col])
+        start = start if tokens else lineno
+        tokens.append(_token(path, lineno, parts[tok_col]))
         tags.append(tag)
     if tokens:
-        examples.append(TokenExample(tokens, tags))
+        examples.append(TokenExample(tokens, tags, f"{path}:{start}"))
     return examples
+
+
+def _token(path: Path, lineno: int, token: str) -> str:
+    """A word of a token-classification sentence: some visible text, no control character (either
+    would give the word no sub-token and shift every later prediction of its sentence)."""
+    if not token.strip():
+        raise UserError(f"{path}:{lineno}: empty token {token!r}; every line needs a word before its tag")
+    bad = next((c for c in token if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise UserError(f"{path}:{lineno}: token {token!r} holds the control character {bad!r}; remove it")
+    return token
 
 
 # ---------------------------------------------------------------- CSV / TSV / JSON Lines: reading records
@@ -223,8 +313,9 @@ def _read_csv(path: Path, options: Mapping[str, Any]) -> tuple[list[str], list[t
     """
     delimiter = options.get("delimiter", "\t" if path.suffix == ".tsv" else ",")
     records: list[tuple[int, list[str]]] = []
+    text = read_text_file(path)
     try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
+        with io.StringIO(text, newline="") as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
@@ -241,10 +332,6 @@ def _read_csv(path: Path, options: Mapping[str, Any]) -> tuple[list[str], list[t
                 start = reader.line_num + 1
     except csv.Error as e:
         raise UserError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
-    except UnicodeDecodeError as e:
-        raise UserError(
-            f"{path}: not valid UTF-8 ({e.reason} at byte {e.start}); re-encode the file"
-        ) from None
     return header, records
 
 
@@ -286,11 +373,31 @@ def _require(path: Path, lineno: int, obj: Mapping[str, Any], keys: Mapping[str,
         )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""C0 control characters other than tab and line breaks: never text (a NUL, a bell, an escape)."""
+
+
 def _text(path: Path, lineno: int, value: Any, column: str) -> str:
-    """A text field; JSON null, lists and objects are input mistakes, not text."""
-    if value is None or isinstance(value, (list, dict)):
-        raise UserError(f"{path}:{lineno}: '{column}' must be text, found {json.dumps(value)[:60]}")
-    return str(value)
+    """A text field of record `lineno` (see `_checked_text`)."""
+    return _checked_text(f"{path}:{lineno}", value, column)
+
+
+def _checked_text(where: str, value: Any, column: str, required: bool = False) -> str:
+    """A text field; JSON null, lists and objects are input mistakes, not text, and so are control
+    characters; an empty text is one too where `required` (real corpora have a few empty descriptions,
+    which a model can still be scored on)."""
+    if value is None or isinstance(value, (list, dict, bool)):
+        raise UserError(f"{where}: '{column}' must be text, found {json.dumps(value)[:60]}")
+    text = str(value)
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise UserError(
+            f"{where}: '{column}' holds the control character {bad.group()!r} at position "
+            f"{bad.start() + 1}; remove it"
+        )
+    if required and not text.strip():
+        raise UserError(f"{where}: '{column}' is empty; every example needs its text")
+    return text
 
 
 # ---------------------------------------------------------------- single-label text (CSV / JSONL)
@@ -308,18 +415,30 @@ def _load_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
     pair = options.get("pair_column")
     pair_i = _column(path, header, pair, "pair_column") if pair else None
     label_i = _column(path, header, options.get("label_column", "label"), "label_column")
-    return [_text_example(path, line, row, text_i, pair_i, label_i) for line, row in records]
+    return [_text_example(path, line, row, text_i, pair_i, label_i, header) for line, row in records]
 
 
-def _text_example(path: Path, lineno: int, record: Any, text: Any, pair: Any, label: Any) -> TextExample:
-    """Build one example from a CSV row (int keys) or a JSON object (str keys)."""
+def _text_example(
+    path: Path, lineno: int, record: Any, text: Any, pair: Any, label: Any, header: Sequence[str] = ()
+) -> TextExample:
+    """Build one example from a CSV row (int keys, column names in `header`) or a JSON object (str keys)."""
+
+    def name(key: Any) -> str:
+        return header[key] if isinstance(key, int) and header else str(key)
+
     value = record[label]
     if value is None or str(value).strip() == "":
         raise UserError(f"{path}:{lineno}: empty label; every example of a benchmark split needs one")
+    if isinstance(value, (list, dict, float)) and not (isinstance(value, float) and value.is_integer()):
+        raise UserError(
+            f"{path}:{lineno}: label must be a class name or integer, found {json.dumps(value)[:60]}"
+        )
+    label = str(int(value)) if isinstance(value, float) else str(value).strip()
     return TextExample(
-        _text(path, lineno, record[text], str(text)),
-        None if pair is None else _text(path, lineno, record[pair], str(pair)),
-        str(value).strip(),
+        _text(path, lineno, record[text], name(text)),
+        None if pair is None else _text(path, lineno, record[pair], name(pair)),
+        label,
+        f"{path}:{lineno}",
     )
 
 
@@ -354,9 +473,10 @@ def _load_multi_label_csv(path: Path, options: Mapping[str, Any]) -> list[Exampl
     separator = str(options.get("label_separator", ";"))
     return [
         MultiLabelExample(
-            row[text_i],
-            None if pair_i is None else row[pair_i],
+            _text(path, line, row[text_i], header[text_i]),
+            None if pair_i is None else _text(path, line, row[pair_i], header[pair_i]),
             _label_set(path, line, row[labels_i], separator),
+            f"{path}:{line}",
         )
         for line, row in records
     ]
@@ -379,6 +499,7 @@ def _load_multi_label_jsonl(path: Path, options: Mapping[str, Any]) -> list[Exam
                 _text(path, lineno, obj[text], text),
                 None if pair is None else _text(path, lineno, obj[pair], pair),
                 _label_set(path, lineno, obj[labels], None),
+                f"{path}:{lineno}",
             )
         )
     return examples
@@ -430,9 +551,10 @@ def _load_choice_csv(path: Path, options: Mapping[str, Any]) -> list[Example]:
     label_i = _column(path, header, options.get("label_column", "label"), "label_column")
     return [
         MultipleChoiceExample(
-            row[context_i],
-            tuple(row[i] for i in choice_is),
+            _text(path, line, row[context_i], header[context_i]),
+            tuple(_text(path, line, row[i], header[i]) for i in choice_is),
             _choice_label(path, line, row[label_i], len(names)),
+            f"{path}:{line}",
         )
         for line, row in records
     ]
@@ -471,6 +593,7 @@ def _load_choice_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
                 _text(path, lineno, obj[context], context),
                 choices,
                 _choice_label(path, lineno, obj[label], k),
+                f"{path}:{lineno}",
             )
         )
     return examples
@@ -501,21 +624,30 @@ def _choice_label(path: Path, lineno: int, value: Any, k: int) -> str:
 
 def _load_pubmedqa(path: Path, options: Mapping[str, Any]) -> list[Example]:
     """PQA-L: {pmid: {QUESTION, CONTEXTS, final_decision, ...}}; text=question, pair=joined contexts."""
+    text = read_text_file(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object keyed by PMID (the PubMedQA ori_pqal.json layout)")
     examples: list[Example] = []
     for pmid, item in data.items():
+        where = f"{path}: entry {pmid}"
         try:
             question, contexts, label = item["QUESTION"], item["CONTEXTS"], item["final_decision"]
         except (KeyError, TypeError):
-            raise UserError(f"{path}: entry {pmid}: needs QUESTION, CONTEXTS and final_decision") from None
+            raise UserError(f"{where}: needs QUESTION, CONTEXTS and final_decision") from None
+        if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
+            raise UserError(
+                f"{where}: CONTEXTS must be a list of strings (the abstract's sections), "
+                f"found {json.dumps(contexts)[:60]}"
+            )
         if label not in PUBMEDQA_LABELS:
-            raise UserError(f"{path}: entry {pmid}: final_decision {label!r} is not one of yes/no/maybe")
-        examples.append(TextExample(question, " ".join(contexts), label))
+            raise UserError(f"{where}: final_decision {label!r} is not one of yes/no/maybe")
+        question = _checked_text(where, question, "QUESTION", required=True)
+        context = _checked_text(where, " ".join(contexts), "CONTEXTS")
+        examples.append(TextExample(question, context, label, where))
     return examples
 
 
@@ -524,14 +656,15 @@ def _load_pubmedqa(path: Path, options: Mapping[str, Any]) -> list[Example]:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its newline); a bad encoding is a UserError naming the line."""
+    offset = 0
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                raise UserError(
-                    f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file"
-                ) from None
+                err = decode_error(f"{path}:{lineno}", raw, e, offset)
+                raise err from None
+            offset += len(raw)
 
 
 def _load_third_party(task: TaskSpec, data_dir: Path, split: str) -> list[Example]:

@@ -11,6 +11,8 @@ from pathlib import Path
 from zoo.domain import CorpusSpec, Domain, ModelSpec, ObjectiveSpec, TaskSpec
 
 _CLASSIFICATION_METRICS = ("mcc", "accuracy", "macro_f1")
+DNA_ALPHABET = "ACGTNRYKMSWBDHV"
+"""Bases, N and the IUPAC ambiguity codes: what a task sequence may hold (checked when it loads)."""
 
 DOMAIN = Domain(
     name="genomic",
@@ -36,7 +38,7 @@ DOMAIN = Domain(
             type="sequence_classification",
             format="csv",
             metrics=_CLASSIFICATION_METRICS,
-            options={"text_column": "sequence", "label_column": "label"},
+            options={"text_column": "sequence", "label_column": "label", "alphabet": DNA_ALPHABET},
             summary="GUE core promoter detection (70 bp, human), MCC",
         ),
         TaskSpec(
@@ -44,7 +46,7 @@ DOMAIN = Domain(
             type="sequence_classification",
             format="csv",
             metrics=_CLASSIFICATION_METRICS,
-            options={"text_column": "sequence", "label_column": "label"},
+            options={"text_column": "sequence", "label_column": "label", "alphabet": DNA_ALPHABET},
             summary="GUE splice-site prediction (400 bp, 3 classes), MCC",
         ),
     ),

@@ -90,7 +90,8 @@ def test_missing_empty_and_malformed_inputs_leave_nothing_behind(tmp_path: Path)
     assert_user_error(zoo("pretrain", "biomedical", "--config", "bad.yaml", cwd=tmp_path), "bad.yaml", "YAML")
     assert_user_error(zoo("pretrain", "biomedical", "train.lrr=1", cwd=tmp_path), "did you mean 'train.lr'")
     (tmp_path / "genome.fa").write_text(">chrX test\nACGTACGTQQACGT\n")
-    no_vocab = [o for o in TINY if not o.startswith("tokenizer.")]  # a 6-mer vocabulary has a fixed size
+    # A 6-mer vocabulary has a fixed size; Llama needs the attention heads divisible by the key/value heads.
+    no_vocab = [o for o in TINY if not o.startswith("tokenizer.")] + ["model.num_key_value_heads=2"]
     assert_user_error(zoo("pretrain", "genomic", "--corpus", "genome.fa", *no_vocab, cwd=tmp_path), "chrX")
     assert not (tmp_path / "runs").exists()
 

@@ -113,7 +113,7 @@ def test_invalid_fasta_character_names_record_file_and_position(tmp_path):
 def test_not_a_fasta_file_and_n_filter(tmp_path):
     path = tmp_path / "x.fa"
     path.write_text("just some words\n>r\nACGT\n")
-    with pytest.raises(UserError, match=r"not a valid fasta file.*'>' header"):
+    with pytest.raises(UserError, match=r"not a FASTA file.*'>' header"):
         list(read_corpus(FASTA, [path]))
     path.write_text(">gap\n" + "N" * 10 + "ACGTACGTNN\n")
     assert list(read_corpus(FASTA, [path])) == ["ACGTACGTNN"]  # the all-N window is skipped

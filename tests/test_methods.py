@@ -176,7 +176,7 @@ def test_bad_options_are_user_errors(name, opts, match):
 
 def test_options_table_reads_types_defaults_and_attribute_docstrings():
     rows = {row[0]: row for row in options_table(dsee.DSEEConfig)}
-    assert rows["r"] == ("r", "int", 16, "LoRA rank (official scripts: 16).")
+    assert rows["r"] == ("r", "int", 16, "LoRA rank (official scripts: 16). Valid: ≥ 0.")
     assert rows["target_modules"][1:3] == ("list[str]", ["query", "value"])
     assert rows["sparse_init"][1].startswith("Literal[") and rows["prune_adapted_ratio"][2] is None
     assert [r[0] for r in options_table(emoe.EMoEConfig)][:2] == ["num_experts", "top_k"]

@@ -38,6 +38,13 @@ ConfigFile = Annotated[
 Out = Annotated[
     Path | None, typer.Option("--out", help="Run directory (default: runs/<domain>-<verb>-<time>).")
 ]
+AllowForeign = Annotated[
+    bool,
+    typer.Option(
+        "--allow-foreign-model",
+        help="Accept a model that another domain pretrained (same model family) on purpose.",
+    ),
+]
 
 
 def _echo(text: str) -> None:
@@ -99,20 +106,24 @@ def tokenizer_train(
     ] = None,
 ) -> None:
     """Train the domain's tokenizer recipe on a corpus and save a PreTrainedTokenizerFast directory."""
+    import shutil
+
     from zoo.corpus import read_corpus
+    from zoo.files import check_existing_path, check_output_dir
     from zoo.registry import get_domain
     from zoo.tokenizer import load_recipe, train_tokenizer
 
     d = get_domain(domain)
-    paths = list(corpus or [d.sample_corpus])
-    for p in paths:
-        if not p.exists():
-            raise UserError(f"corpus '{p}' does not exist")
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"output directory '{out}' is not empty; choose another --out")
+    paths = [check_existing_path(p, "corpus") for p in corpus or [d.sample_corpus]]
+    check_output_dir(out)
     rec = load_recipe(recipe or d.tokenizer)
     tok = train_tokenizer(rec, read_corpus(d.corpus, paths), vocab_size=vocab_size)
-    tok.save_pretrained(out)
+    tmp = out.with_name(f".{out.name}.tmp")  # whole or absent, like a run's model/
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok.save_pretrained(tmp)
+    if out.is_dir():
+        out.rmdir()
+    tmp.rename(out)
     _echo(f"tokenizer '{rec.name}' with {len(tok):,} entries written to {out}")
 
 
@@ -162,6 +173,7 @@ def pretrain_cmd(
         typer.Option("--resume", help="'auto' (latest unfinished run, or --out) or a run/checkpoint path."),
     ] = None,
     out: Out = None,
+    allow_foreign_model: AllowForeign = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Pretrain a domain model from scratch (or continually with --from) with the domain's objective.
@@ -176,6 +188,8 @@ def pretrain_cmd(
         extra.append("data.corpus=" + ",".join(str(p) for p in corpus))
     if from_model:
         extra.append(f"from_model={from_model}")
+    if allow_foreign_model:
+        extra.append("allow_foreign_model=true")
     _refuse_options_with_resume(resume, bool(overrides or config or corpus or from_model))
     cfg = build_config(PretrainConfig, d.pretrain_defaults, config, extra)
     from zoo.pretrain import pretrain
@@ -215,6 +229,15 @@ Resume = Annotated[
     str | None,
     typer.Option("--resume", help="'auto' (latest unfinished run, or --out) or a run directory."),
 ]
+
+
+def _seed_list(first: int, count: int | None) -> str | None:
+    """`--seed`/`--seeds` as the config's seeds (None: keep the config's)."""
+    if count is None:
+        return None if first == 0 else str(first)
+    if count < 1:
+        raise UserError(f"--seeds {count}: the number of seeds must be at least 1")
+    return ",".join(str(s) for s in range(first, first + count))
 
 
 def _finetune_cfg(d: Any, config: Path | None, overrides: list[str] | None, **flags: Any) -> Any:
@@ -302,6 +325,7 @@ def finetune_cmd(
     config: ConfigFile = None,
     out: Out = None,
     resume: Resume = None,
+    allow_foreign_model: AllowForeign = False,
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="Write the score to the leaderboard.")
     ] = True,
@@ -310,7 +334,6 @@ def finetune_cmd(
     """Fine-tune a model on one benchmark task (dev scored every epoch), score the test split once and
     record the result. `zoo finetune --config RUN/config.yaml` reruns a run."""
     d = _domain(domain, config)
-    seed_list = ",".join(str(s) for s in range(seed, seed + seeds)) if seeds else None
     cfg = _finetune_cfg(
         d,
         config,
@@ -319,7 +342,8 @@ def finetune_cmd(
         model=from_model,
         data=data,
         init=init,
-        seeds=seed_list,
+        seeds=_seed_list(seed, seeds),
+        allow_foreign_model="true" if allow_foreign_model else None,
         **{"method.name": method},
     )
     if not cfg.tasks and resume is None:
@@ -363,11 +387,15 @@ def bench_cmd(
     config: ConfigFile = None,
     out: Out = None,
     resume: Resume = None,
+    allow_foreign_model: AllowForeign = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Run the domain's benchmark suite on a model and record every score on the leaderboard."""
     d = _domain(domain, config)
-    seed_list = ",".join(str(s) for s in range(seeds)) if seeds else None
+    if tasks is not None and not [t for t in tasks.split(",") if t.strip()]:
+        raise UserError(
+            f"--tasks {tasks!r} names no task (tasks of {d.name}: {', '.join(t.name for t in d.tasks)})"
+        )
     cfg = _finetune_cfg(
         d,
         config,
@@ -376,7 +404,8 @@ def bench_cmd(
         model=model,
         data=data,
         init=init,
-        seeds=seed_list,
+        seeds=_seed_list(0, seeds),
+        allow_foreign_model="true" if allow_foreign_model else None,
         **{"method.name": method},
     )
     fresh = not (tasks or model or data or method or seeds or init or overrides or config)
@@ -429,22 +458,76 @@ def leaderboard_cmd(
 
     if fmt not in ("table", "markdown", "json", "html"):
         raise UserError(f"unknown format '{fmt}' (choose from: table, markdown, json, html)")
+    if out is not None:
+        from zoo.files import check_output_file
+
+        check_output_file(out)
     rows = leaderboard.query(domain=domain, db_path=db)
     text = leaderboard.render(rows, fmt)
     if out is not None:
-        out.write_text(text)
+        from zoo.run import atomic_write_text
+
+        atomic_write_text(out, text)
         _echo(f"wrote {out}")
     else:
         _echo(text)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
+    """Console entry point: user errors (the zoo's, click's usage errors, a path the OS refuses) become
+    one line on stderr and exit status 2; Ctrl-C says how to resume and exits 130."""
+    try:  # typer ≥ 0.20 runs on its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:
+        from click import exceptions as click  # type: ignore[no-redef]
+    no_args = getattr(click, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
+
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C inside a verb into Exit(130)
+            _interrupted()
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as err:
-        typer.echo(f"error: {err}", err=True)
+        _fail(str(err))
+    except no_args as err:
+        err.show()
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted (resume with --resume auto)", err=True)
-        sys.exit(130)
+    except click.UsageError as err:
+        _fail(err.format_message(), f" (see `{err.ctx.command_path} --help`)" if err.ctx else "")
+    except click.ClickException as err:
+        _fail(err.format_message())
+    except (KeyboardInterrupt, typer.Abort):
+        _interrupted()
+    except OSError as err:
+        from zoo.files import os_error_message
+
+        message = os_error_message(err)
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _fail(message: str, hint: str = "") -> None:
+    typer.echo(f"error: {' '.join(message.split())}{hint}", err=True)
+    sys.exit(2)
+
+
+def _interrupted() -> None:
+    """Mark the run this process was writing as interrupted and say how to continue it."""
+    from zoo import run as runs
+
+    run_dir = runs.active_run()
+    if run_dir is None:
+        typer.echo("interrupted — no run directory was written; run the command again", err=True)
+    else:
+        if os.environ.get("RANK", "0") == "0":
+            runs.write_info(run_dir, status="interrupted")
+        if any(run_dir.rglob("checkpoints/step-*")):
+            typer.echo(f"interrupted — resume with `{runs.resume_command(run_dir)}`", err=True)
+        else:
+            typer.echo(
+                f"interrupted before the first checkpoint of {run_dir}; nothing to resume, run the command again",
+                err=True,
+            )
+    sys.exit(130)

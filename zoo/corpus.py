@@ -12,7 +12,9 @@ Built-in formats (CorpusSpec.format):
   yielding str documents.
 Every built-in reads .gz transparently. A directory stands for the matching files inside it,
 recursively, in sorted order. Reading streams (generators): genomes never sit in memory whole,
-only one record at a time. Paths and the format are checked before anything is read.
+only one record at a time. Paths and the format are checked before anything is read, and the start
+of every file is sniffed (`sniff`): binary data, an HTML page or a FASTA/GenBank file given as text,
+and a text or protein file given as DNA are named as such instead of being trained on.
 """
 
 from __future__ import annotations
@@ -73,9 +75,68 @@ def _expand(paths: Sequence[Path | str], suffixes: tuple[str, ...] | None) -> li
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise UserError(f"corpus {path} is not a regular file or folder (a device, pipe or socket)")
         else:
             raise UserError(f"corpus file {path} does not exist")
     return files
+
+
+_SNIFF_BYTES = 4096
+_HTML = re.compile(rb"^\s*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.IGNORECASE)
+
+
+def _head(path: Path) -> bytes:
+    """The first few KB of a file (decompressed for .gz)."""
+    try:
+        with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as exc:  # e.g. a truncated or fake .gz
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
+def sniff(path: Path, fmt: str) -> None:
+    """A UserError when the start of `path` shows it is not what format `fmt` ('text' or 'fasta') reads."""
+    head = _head(path)
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise UserError(f"{path} holds binary data (a NUL byte at offset {nul}), not a {fmt} corpus")
+    lines = [x.strip() for x in head.splitlines() if x.strip()]
+    if not lines:
+        return  # empty: the reader says so once every file is read
+    first = lines[0]
+    if _HTML.match(first):
+        raise UserError(f"{path} is an HTML page, not a {fmt} corpus; save the page's text instead")
+    looks_fasta = (
+        first.startswith(b">") and len(lines) > 1 and not _INVALID_DNA.search(lines[1].decode("latin-1"))
+    )
+    looks_genbank = first.startswith(b"LOCUS ")
+    if fmt == "text":
+        suffix = _suffix(path)
+        if looks_fasta or looks_genbank or suffix in FASTA_SUFFIXES + GENBANK_SUFFIXES:
+            kind = "GenBank" if looks_genbank or suffix in GENBANK_SUFFIXES else "FASTA"
+            raise UserError(
+                f"{path} is a {kind} file, but this domain's corpus is text; give text files "
+                "(.txt, .jsonl), or use a domain whose corpus format is fasta"
+            )
+        return
+    genbank = _suffix(path) in GENBANK_SUFFIXES
+    if genbank and not looks_genbank:
+        raise UserError(f"{path} is not a GenBank file: it does not start with a LOCUS line")
+    if not genbank and not first.startswith(b">"):
+        raise UserError(
+            f"{path} is not a FASTA file: line 1 does not start with a '>' header (found {first[:40]!r}); "
+            "a DNA corpus is FASTA or GenBank"
+        )
+    if not genbank and len(lines) > 1:
+        seq = lines[1].decode("utf-8", errors="replace")
+        bad = _INVALID_DNA.search(seq)
+        if bad:
+            record = first[1:].decode("utf-8", errors="replace").split(" ")[0]
+            raise UserError(
+                f"{path}: record '{record}' (line 2) holds {bad.group()!r}, which is not DNA (A C G T N and "
+                "the IUPAC codes); a genomic corpus is nucleotide FASTA"
+            )
 
 
 def _check_options(fmt: str, options: Mapping[str, Any]) -> None:
@@ -133,6 +194,7 @@ def _records(path: Path) -> Iterator[tuple[str, str]]:
     from Bio.Seq import UndefinedSequenceError
 
     fmt = "genbank" if _suffix(path) in GENBANK_SUFFIXES else "fasta"
+    count = 0
     try:
         with _open_text(path) as handle:
             for record in SeqIO.parse(handle, fmt):
@@ -142,9 +204,17 @@ def _records(path: Path) -> Iterator[tuple[str, str]]:
                     raise UserError(
                         f"{fmt} record '{record.id}' in {path} has no sequence (no ORIGIN section)"
                     ) from None
+                count += 1
                 yield record.id, seq
+        if count == 0 and _head(path).strip():
+            raise UserError(
+                f"{path} holds text but no {fmt} record (a GenBank record runs from LOCUS through ORIGIN "
+                "to '//'; a FASTA record starts with '>')"
+            )
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not a text {fmt} file ({exc.reason} at byte {exc.start})") from None
+    except UserError:
+        raise
     except ValueError as exc:  # biopython's report of a malformed file; its first paragraph says what
         reason = " ".join(str(exc).split("\n\n")[0].split())
         raise UserError(
@@ -261,6 +331,8 @@ def read_corpus(spec: CorpusSpec, paths: Sequence[Path | str]) -> Iterator[str]:
         window, stride, iupac, max_n = _fasta_options(options)
         files = _expand(paths, FASTA_SUFFIXES + GENBANK_SUFFIXES)
         docs = (doc for f in files for doc in _read_fasta_file(f, window, stride, iupac, max_n))
+    for f in files:
+        sniff(f, fmt)
     return _non_empty(docs, paths)
 
 

@@ -248,8 +248,14 @@ class Engine:
         start, units_seen = 0, 0
         last = runs.checkpoints(workdir)[-1] if resume and runs.checkpoints(workdir) else None
         if last is not None:
-            self.acc.load_state(str(last))
-            saved = json.loads((last / "trainer_state.json").read_text())
+            try:
+                self.acc.load_state(str(last))
+                saved = json.loads((last / "trainer_state.json").read_text())
+            except (OSError, ValueError, RuntimeError, KeyError) as err:  # a damaged or foreign checkpoint
+                raise UserError(
+                    f"checkpoint '{last}' cannot be resumed ({type(err).__name__}: {err}); delete it to "
+                    "resume from the one before it"
+                ) from None
             start, units_seen = saved["step"], saved["units_seen"]
             plan.state.update(saved.get("state", {}))
         if resume:  # what was logged after the checkpoint (or before any) is about to be redone

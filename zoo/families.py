@@ -47,6 +47,10 @@ class ModelFamily:
             )
         return _resolve(self.heads[head])
 
+    def model_type(self) -> str:
+        """The `model_type` its config class writes into config.json ('bert', 'llama', …)."""
+        return str(_resolve(self.config_class).model_type)
+
     def config(self, kwargs: Mapping[str, Any], tokenizer: Any) -> Any:
         """A fresh HF config sized by `kwargs`, with the tokenizer's vocabulary and special ids."""
         values = dict(kwargs)

@@ -25,6 +25,7 @@ from zoo.config import FinetuneConfig, build_config, save_yaml
 from zoo.domain import Domain, TaskSpec
 from zoo.engine import Engine, Plan, plot_curves, stream_indices
 from zoo.errors import UserError
+from zoo.files import check_output_dir
 
 TRAINED = "@trained"
 PREDICT_BATCH = 64
@@ -121,11 +122,9 @@ class Backbone:
 def load_backbone(domain: Domain, cfg: FinetuneConfig) -> Backbone:
     """The tokenizer and weights source; without a model, the tokenizer the domain's embedded-default
     pretraining would train (its recipe on its sample corpus)."""
-    from transformers import AutoTokenizer
-
     if cfg.model is not None:
-        path = runs.resolve_model(cfg.model)
-        return Backbone(path, AutoTokenizer.from_pretrained(path), cfg.init)
+        path = runs.resolve_model(cfg.model, domain, cfg.allow_foreign_model)
+        return Backbone(path, runs.load_tokenizer(path), cfg.init)
     from zoo.config import PretrainConfig
     from zoo.pretrain import obtain_tokenizer
 
@@ -135,11 +134,11 @@ def load_backbone(domain: Domain, cfg: FinetuneConfig) -> Backbone:
 
 def task_data_dir(domain: Domain, task: TaskSpec, data: str | None) -> Path:
     """`data` may be the task's own folder or a parent holding one folder per task."""
+    from zoo.files import check_existing_path
+
     if data is None:
         return domain.sample_dir / task.name
-    root = Path(data)
-    if not root.exists():
-        raise UserError(f"data directory '{root}' does not exist")
+    root = check_existing_path(data, "data directory")
     return root / task.name if (root / task.name).is_dir() else root
 
 
@@ -155,18 +154,26 @@ class TaskData:
 
 
 def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
+    return encode_task(read_task(domain, task, cfg), cfg, tokenizer)
+
+
+def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig) -> TaskData:
+    """A task's examples per split, checked across splits and cut to the run's limits; `rows` stays
+    empty (see `encode_task`). Pure Python: bad data fails before any model or tokenizer is loaded."""
     from zoo.benchmarks.kinds import get_kind
-    from zoo.benchmarks.tasks import split_path
+    from zoo.benchmarks.tasks import check_label_splits, split_path
 
     kind = get_kind(task.type)
     folder = task_data_dir(domain, task, cfg.data)
     splits = {"train": kind.load(task, folder, "train"), "test": kind.load(task, folder, "test")}
     try:
         split_path(task, folder, "dev")
-        splits["dev"] = kind.load(task, folder, "dev")
-    except UserError:
+    except UserError:  # no dev file: fine unless the run selects on dev
         if cfg.select == "dev":
             raise UserError(f"select=dev needs a dev split of task '{task.name}' in {folder}") from None
+    else:
+        splits["dev"] = kind.load(task, folder, "dev")
+    check_label_splits(task, splits, cfg.task.allow_unseen_labels)
     limits = {
         "train": cfg.task.max_train_examples,
         "dev": cfg.task.max_eval_examples,
@@ -176,11 +183,15 @@ def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: An
         name: examples[: limits[name]] if limits[name] else examples for name, examples in splits.items()
     }
     labels = kind.label_space([x for examples in splits.values() for x in examples])
+    return TaskData(task, kind, labels, splits, {})
+
+
+def encode_task(data: TaskData, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
     rows = {
-        name: kind.encode(tokenizer, examples, labels, cfg.task.max_length)
-        for name, examples in splits.items()
+        name: data.kind.encode(tokenizer, examples, data.labels, cfg.task.max_length)
+        for name, examples in data.splits.items()
     }
-    return TaskData(task, kind, labels, splits, rows)
+    return dataclasses.replace(data, rows=rows)
 
 
 def build_task_model(domain: Domain, data: TaskData, backbone: Backbone, seed: int) -> Any:
@@ -392,32 +403,37 @@ def finetune(
     if resume is not None:
         run_dir = runs.resume_dir(domain.name, verb, resume, out)
         cfg = build_config(FinetuneConfig, config_file=run_dir / "config.yaml")
+    elif out is not None:
+        check_output_dir(out, resumable=True)
     quiet_transformers()
     cfg.domain = domain.name
     cfg.tasks = cfg.tasks or [t.name for t in domain.tasks]
     tasks = [domain.task(name) for name in cfg.tasks]
     method, mcfg = resolve_method(cfg)
     cfg.method = {"name": method.name, **dataclasses.asdict(mcfg)}
+    # Everything that can fail on user input happens before the run dir is created, the cheap checks first.
+    read = [read_task(domain, t, cfg) for t in tasks]
     engine = Engine(cfg.train, quiet=quiet)
-    # Everything that can fail on user input happens before the run dir is created.
     backbone = load_backbone(domain, cfg)
-    datas = [load_task(domain, t, cfg, backbone.tokenizer) for t in tasks]
+    datas = [encode_task(data, cfg, backbone.tokenizer) for data in read]
+    created = run_dir is None
     if run_dir is None:
         run_dir = _start_run(engine, domain, cfg, verb, out, backbone)
     elif engine.is_main:
         runs.write_info(run_dir, status="running")
-    outcomes = [
-        _run_task(
-            engine, domain, cfg, data, method, mcfg, backbone, run_dir, resume is not None, len(datas) > 1
-        )
-        for data in datas
-    ]
-    model_name = cfg.model or f"{domain.name}-random-init"
-    if backbone.init == "random" and cfg.model:
-        model_name += " (random init)"
-    outcome = FinetuneOutcome(domain.name, model_name, method.name, cfg.select, outcomes, run_dir)
-    if engine.is_main:
-        _finish(engine, domain, cfg, outcome, backbone, record)
+    with runs.discarded_on_user_error(run_dir, created, engine.is_main):
+        outcomes = [
+            _run_task(
+                engine, domain, cfg, data, method, mcfg, backbone, run_dir, resume is not None, len(datas) > 1
+            )
+            for data in datas
+        ]
+        model_name = cfg.model or f"{domain.name}-random-init"
+        if backbone.init == "random" and cfg.model:
+            model_name += " (random init)"
+        outcome = FinetuneOutcome(domain.name, model_name, method.name, cfg.select, outcomes, run_dir)
+        if engine.is_main:
+            _finish(engine, domain, cfg, outcome, backbone, record)
     engine.wait()
     return outcome
 

@@ -17,7 +17,9 @@ resumed run replays the exact batches.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.config import bounded, typed_options
 from zoo.domain import IGNORE
-from zoo.errors import UserError, did_you_mean
+from zoo.errors import UserError
 from zoo.families import ModelFamily
 from zoo.packing import attention_mask_for, stack_blocks
 from zoo.registry import Registry
@@ -123,8 +126,6 @@ class MaskedLM(HeadObjective):
         mask_prob: float = 0.15,
         whole_word: bool = True,
     ) -> None:
-        if not 0.0 < mask_prob < 1.0:
-            raise UserError(f"objective option mask_prob must be between 0 and 1, got {mask_prob}")
         self.mask_token_id = mask_token_id
         self.mask_prob = mask_prob
         self.whole_word = whole_word
@@ -224,29 +225,38 @@ class CausalLM(HeadObjective):
 
 Factory = Callable[[Mapping[str, Any], Any], Objective]
 """An objective's entry point: `factory(options, tokenizer) -> Objective`; options come from the
-domain's ObjectiveSpec overlaid with the run's `objective.*` keys (unknown ones are UserErrors)."""
+domain's ObjectiveSpec overlaid with the run's `objective.*` keys. A factory with an `options_cls`
+attribute (a dataclass, ranges declared with `zoo.config.bounded`) gets them checked and typed through it
+before any work (unknown keys and out-of-range values are UserErrors); one without gets them as given."""
 
 
-def _options(name: str, options: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
-    for key in options:
-        if key not in allowed:
-            hint = did_you_mean(key, allowed) if allowed else " (it takes no options)"
-            raise UserError(f"unknown option '{key}' for objective '{name}'{hint}")
-    return dict(options)
+@dataclass
+class MLMOptions:
+    mask_prob: float = bounded(0.15, gt=0.0, lt=1.0)
+    """Share of the candidate tokens chosen for prediction."""
+    whole_word: bool = True
+    """Choose whole words (all their sub-tokens) rather than single sub-tokens."""
+
+
+@dataclass
+class NoOptions:
+    """An objective without options."""
 
 
 def mlm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
-    opts = _options("mlm", options, {"mask_prob", "whole_word"})
     if tokenizer.mask_token_id is None:
         raise UserError(
             "objective 'mlm' needs a mask token: add one (e.g. '[MASK]') to the tokenizer recipe's specials"
         )
-    return MaskedLM(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, **opts)
+    return MaskedLM(tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids, **options)
 
 
 def clm(options: Mapping[str, Any], tokenizer: Any) -> Objective:
-    _options("clm", options, set())
     return CausalLM()
+
+
+mlm.options_cls = MLMOptions  # type: ignore[attr-defined]
+clm.options_cls = NoOptions  # type: ignore[attr-defined]
 
 
 def _check_factory(obj: Any) -> Factory:
@@ -258,8 +268,16 @@ def _check_factory(obj: Any) -> Factory:
 OBJECTIVES: Registry[Factory] = Registry("zoo.objectives", "objective", _check_factory, "OBJECTIVE")
 
 
+def objective_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of objective `name`, checked and typed by its `options_cls` where it has one."""
+    cls = getattr(OBJECTIVES.get(name), "options_cls", None)
+    if cls is None:
+        return dict(options)
+    return dataclasses.asdict(typed_options(cls, options, f"objective '{name}'", "objective."))
+
+
 def build_objective(name: str, options: Mapping[str, Any], tokenizer: Any) -> Objective:
-    objective = OBJECTIVES.get(name)(options, tokenizer)
+    objective = OBJECTIVES.get(name)(objective_options(name, options), tokenizer)
     if not isinstance(objective, Objective):
         raise TypeError(f"objective factory '{name}' returned {objective!r}, which is not a zoo Objective")
     return objective

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from zoo import run as runs
-from zoo.config import PretrainConfig, build_config, save_yaml, to_dict
+from zoo.config import PretrainConfig, build_config, check_model_sizes, save_yaml, to_dict
 from zoo.domain import CorpusSpec, Domain
 from zoo.engine import Engine, FitResult, Plan, plot_curves, read_jsonl, stream_indices
 from zoo.errors import UserError
+from zoo.files import check_output_dir
 
 EVAL_SEED = 12345
 
@@ -50,11 +51,16 @@ def build_domain_objective(domain: Domain, cfg: PretrainConfig, tokenizer: Any) 
 
 
 def corpus_paths(domain: Domain, cfg: PretrainConfig) -> list[Path]:
+    from zoo.files import check_existing_path
+
     paths = [Path(p) for p in cfg.data.corpus] or [domain.sample_corpus]
-    for p in paths:
-        if not p.exists():
-            raise UserError(f"corpus '{p}' does not exist (give files or folders with --corpus)")
-    return paths
+    return [check_existing_path(p, "corpus") for p in paths]
+
+
+def replay_paths(cfg: PretrainConfig) -> list[Path]:
+    from zoo.files import check_existing_path
+
+    return [check_existing_path(p, "replay corpus") for p in cfg.data.replay_corpus]
 
 
 def documents(spec: CorpusSpec, paths: Sequence[Path], limit: int | None) -> Iterator[str]:
@@ -101,10 +107,7 @@ def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Prepare
     pad, seq_len = tokenizer.pad_token_id, cfg.data.seq_len
     replay: list[dict[str, Any]] = []
     if cfg.data.replay_corpus and cfg.data.replay_ratio > 0:
-        rpaths = [Path(p) for p in cfg.data.replay_corpus]
-        for p in rpaths:
-            if not p.exists():
-                raise UserError(f"replay corpus '{p}' does not exist")
+        rpaths = replay_paths(cfg)
         replay_docs = tokenize_documents(tokenizer, documents(spec, rpaths, cfg.data.max_documents))
         replay = list(pack_documents(replay_docs, seq_len, pad_id=pad))
     return PreparedData(
@@ -131,15 +134,13 @@ def global_batch(data: PreparedData, cfg: PretrainConfig, step: int) -> list[dic
 
 
 def obtain_tokenizer(domain: Domain, cfg: PretrainConfig, from_model: Path | None) -> Any:
-    from transformers import AutoTokenizer
-
     if cfg.tokenizer.path:
         path = Path(cfg.tokenizer.path)
         if not path.is_dir():
             raise UserError(f"tokenizer directory '{path}' does not exist")
-        return AutoTokenizer.from_pretrained(path)
+        return runs.load_tokenizer(path)
     if from_model is not None:
-        return AutoTokenizer.from_pretrained(from_model)
+        return runs.load_tokenizer(from_model)
     from zoo.tokenizer import load_recipe, train_tokenizer
 
     recipe = load_recipe(cfg.tokenizer.recipe or domain.tokenizer)
@@ -151,6 +152,7 @@ def model_config(domain: Domain, cfg: PretrainConfig) -> dict[str, Any]:
     """The domain's model config with the run's `model.*` sizes over it (None keeps the domain's)."""
     merged = dict(domain.model.config)
     merged.update({k: v for k, v in to_dict(cfg.model).items() if v is not None})
+    check_model_sizes(merged)
     if merged.get("max_position_embeddings", 0) < cfg.data.seq_len:
         merged["max_position_embeddings"] = cfg.data.seq_len
     merged.setdefault("attn_implementation", "sdpa")
@@ -196,32 +198,43 @@ def pretrain(
 ) -> Path:
     """Pretrain (from scratch, or continually with `cfg.from_model`) and return the run directory."""
     from zoo.families import quiet_transformers
+    from zoo.objectives import objective_options
 
     run_dir = None
     if resume is not None:
         run_dir, cfg = resumed_config(domain, resume, out)
+    elif out is not None:
+        check_output_dir(out, resumable=True)
     cfg.domain = domain.name
-    from_path = runs.resolve_model(cfg.from_model) if cfg.from_model else None
+    # Everything that can fail on user input happens before the run dir is created, the cheap checks first.
+    objective_options(domain.objective.name, {**domain.objective.options, **cfg.objective})
+    model_config(domain, cfg)
+    corpus_paths(domain, cfg)
+    replay_paths(cfg)
+    from_path = (
+        runs.resolve_model(cfg.from_model, domain, cfg.allow_foreign_model) if cfg.from_model else None
+    )
     quiet_transformers()
     engine = Engine(cfg.train, quiet=quiet)
-    # Everything that can fail on user input happens before the run dir is created.
     tokenizer = obtain_tokenizer(domain, cfg, from_path)
     objective = build_domain_objective(domain, cfg, tokenizer)
     data = prepare_data(domain, cfg, tokenizer)
     model = build_model(domain, cfg, objective, tokenizer, from_path)
+    created = run_dir is None
     if run_dir is None:
         run_dir = _start_run(engine, domain, cfg, out, tokenizer, model, data, from_path)
     elif engine.is_main:
         runs.write_info(run_dir, status="running")
-    result = engine.fit(
-        model,
-        _plan(engine, domain, cfg, objective, data, tokenizer),
-        run_dir,
-        run_dir / "metrics.jsonl",
-        resume=resume is not None,
-    )
-    if engine.is_main:
-        _finish(run_dir, objective, result, tokenizer)
+    with runs.discarded_on_user_error(run_dir, created, engine.is_main):
+        result = engine.fit(
+            model,
+            _plan(engine, domain, cfg, objective, data, tokenizer),
+            run_dir,
+            run_dir / "metrics.jsonl",
+            resume=resume is not None,
+        )
+        if engine.is_main:
+            _finish(run_dir, objective, result, tokenizer)
     engine.wait()
     return run_dir
 

@@ -192,8 +192,6 @@ def list_recipes() -> list[str]:
 
 def load_recipe(name_or_path: str | Path) -> TokenizerRecipe:
     """A shipped recipe by name (file stem in `recipes_dir()`), or any recipe YAML file by path."""
-    import yaml
-
     text = str(name_or_path)
     as_path = Path(text)
     if as_path.suffix in (".yaml", ".yml") or as_path.parent != Path("."):
@@ -206,11 +204,9 @@ def load_recipe(name_or_path: str | Path) -> TokenizerRecipe:
         path = recipes_dir() / f"{text}.yaml"
         if not path.is_file():
             raise UserError(f"unknown tokenizer recipe '{text}'{did_you_mean(text, list_recipes())}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"tokenizer recipe {path} is not valid YAML: {exc}") from None
-    return TokenizerRecipe.from_dict(data, source=str(path))
+    from zoo.files import read_yaml
+
+    return TokenizerRecipe.from_dict(read_yaml(path, "tokenizer recipe"), source=str(path))
 
 
 # --------------------------------------------------------------------------- building the tokenizer

@@ -37,6 +37,13 @@ class TokenClassification(BaseKind):
         label2id = {label: i for i, label in enumerate(labels)}
         words = [list(e.tokens) for e in examples]
         enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+        # A word the tokenizer turns into nothing (e.g. a lone zero-width joiner) would shift every later
+        # prediction of its sentence: it is read as the unknown token instead.
+        blank = {i: _wordless(enc.word_ids(i)) for i in range(len(examples))}
+        if any(blank.values()) and tokenizer.unk_token is not None:
+            for i, missing in blank.items():
+                words[i] = [tokenizer.unk_token if j in missing else w for j, w in enumerate(words[i])]
+            enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
         rows = []
         for i, e in enumerate(examples):
             ids, prev = [], None
@@ -81,6 +88,12 @@ class TokenClassification(BaseKind):
 
     def missing_hint(self, missing: Sequence[str]) -> str:
         return "; per-type metrics name an entity type of the data, e.g. f1/Disease for B-Disease tags"
+
+
+def _wordless(word_ids: Sequence[int | None]) -> set[int]:
+    """Words before the last encoded one that got no sub-token (truncation only cuts the end)."""
+    seen = {w for w in word_ids if w is not None}
+    return set(range(max(seen) + 1)) - seen if seen else set()
 
 
 KIND = TokenClassification()
