@@ -104,8 +104,23 @@ def resume_dir(domain: str, verb: str, resume: str, out: str | Path | None) -> P
 
 
 def resolve_model(ref: str | Path) -> Path:
-    """A run dir (→ its model/) or a model dir with config.json; anything else is a user error."""
-    path = Path(ref)
+    """A run dir (→ its model/), a model dir with config.json, or a Hub model (`hf://OWNER/NAME[@REV]`, or
+    a plain OWNER/NAME that is no local path) through the Hub cache; anything else is a user error."""
+    from zoo import hub
+
+    if hub.is_hub_ref(str(ref)):
+        try:
+            return _model_folder(hub.download(str(ref)), str(ref))
+        except UserError as err:
+            if str(ref).startswith(hub.PREFIX):
+                raise
+            raise UserError(
+                f"'{ref}' is no local run or model directory, and as a Hub model: {err}"
+            ) from None
+    return _model_folder(Path(ref), str(ref))
+
+
+def _model_folder(path: Path, ref: str) -> Path:
     if not path.exists():
         raise UserError(
             f"model or run '{ref}' does not exist (give a run directory or a saved model directory)"
