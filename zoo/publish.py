@@ -23,13 +23,13 @@ from zoo import run as runs
 from zoo.errors import UserError
 
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
-# transformers architecture suffix -> Hub pipeline tag (the widget a model page shows).
+# transformers architecture suffix -> (Hub pipeline tag, the Auto class that loads it).
 _PIPELINE = {
-    "ForTokenClassification": "token-classification",
-    "ForSequenceClassification": "text-classification",
-    "ForMultipleChoice": "multiple-choice",
-    "ForMaskedLM": "fill-mask",
-    "ForCausalLM": "text-generation",
+    "ForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
+    "ForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
+    "ForMultipleChoice": ("multiple-choice", "AutoModelForMultipleChoice"),
+    "ForMaskedLM": ("fill-mask", "AutoModelForMaskedLM"),
+    "ForCausalLM": ("text-generation", "AutoModelForCausalLM"),
 }
 # Copied beside the model: what reproduces and documents the run.
 _RUN_FILES = {"config.yaml": "zoo_config.yaml", "metrics.jsonl": "metrics.jsonl", "loss.png": "loss.png"}
@@ -146,8 +146,13 @@ def eval_results(results: list[dict[str, Any]]) -> list[Any]:
             metric_type=r["metric"],
             metric_value=r["value"],
             metric_name=f"{r['metric']} (mean of {r['n_seeds']} seed{'s' if r['n_seeds'] > 1 else ''})",
-            metric_args={"std": r["std"], "n_seeds": r["n_seeds"], "seeds": json.loads(r["seeds"])},
-            source_name=f"Domain Zoo leaderboard, run {r['run_id']} ({r['method']})",
+            metric_args={
+                "std": r["std"],
+                "n_seeds": r["n_seeds"],
+                "seeds": json.loads(r["seeds"]),
+                "method": r["method"],
+                "leaderboard_run": r["run_id"],
+            },
         )
         for r in results
     ]
@@ -221,13 +226,14 @@ def model_card(
     method = _method_name(info) if verb != "pretrain" else None
     is_adapter = (model_dir / "adapter_config.json").is_file()
     base = _base_model(run_dir, info)
+    pipeline_tag, auto_class = _pipeline(model_dir)
     data = ModelCardData(
         model_name=repo_id.split("/")[1],
         license=license,
         language=language or None,
         datasets=datasets or None,
         library_name="peft" if is_adapter else "transformers",
-        pipeline_tag=_pipeline_tag(model_dir),
+        pipeline_tag=pipeline_tag,
         tags=[t for t in (domain, method, "domain-zoo") if t],
         base_model=base if base and hub.is_hub_ref(base) else None,
         eval_results=eval_results(results) or None,
@@ -237,12 +243,12 @@ def model_card(
         template_str=_TEMPLATE,
         name=repo_id,
         summary=_summary(verb, domain, method, info),
-        usage=_usage(repo_id, is_adapter, base),
+        usage=_usage(repo_id, is_adapter, base, auto_class),
         results=[{**r, "value": f"{r['value']:.4f}", "std": f"{r['std']:.4f}"} for r in results],
         command=f"zoo {verb} --config zoo_config.yaml",
         domain=domain,
         method=method,
-        base=base,
+        base=base if base and hub.is_hub_ref(base) else f"{base} (a local model)" if base else None,
         zoo_version=__version__,
         hardware=info.get("device", "unknown"),
         precision=info.get("precision", "unknown"),
@@ -272,15 +278,15 @@ def _base_model(run_dir: Path, info: dict[str, Any]) -> str | None:
     return Path(ref).name
 
 
-def _pipeline_tag(model_dir: Path) -> str | None:
+def _pipeline(model_dir: Path) -> tuple[str | None, str]:
+    """(pipeline tag, Auto class) from the saved config's architecture; (None, AutoModel) when unknown."""
     config = model_dir / "config.json"
-    if not config.is_file():
-        return None
-    for arch in json.loads(config.read_text()).get("architectures") or []:
-        for suffix, tag in _PIPELINE.items():
+    archs = json.loads(config.read_text()).get("architectures") or [] if config.is_file() else []
+    for arch in archs:
+        for suffix, found in _PIPELINE.items():
             if arch.endswith(suffix):
-                return tag
-    return None
+                return found
+    return None, "AutoModel"
 
 
 def _summary(verb: str, domain: str, method: str | None, info: dict[str, Any]) -> str:
@@ -294,17 +300,17 @@ def _summary(verb: str, domain: str, method: str | None, info: dict[str, Any]) -
     return f"A {domain} model fine-tuned on {tasks} with the `{method}` method of Domain Zoo."
 
 
-def _usage(repo_id: str, is_adapter: bool, base: str | None) -> str:
+def _usage(repo_id: str, is_adapter: bool, base: str | None, auto_class: str) -> str:
     if is_adapter:
         return (
             "from peft import PeftModel\nfrom transformers import AutoModel, AutoTokenizer\n\n"
-            f"base = AutoModel.from_pretrained({base!r})  # the model it was fine-tuned from\n"
+            f"base = AutoModel.from_pretrained({base!r})  # the model it was fine-tuned from, with its task head\n"
             f"model = PeftModel.from_pretrained(base, {repo_id!r})\n"
             f"tokenizer = AutoTokenizer.from_pretrained({repo_id!r})"
         )
     return (
-        "from transformers import AutoModel, AutoTokenizer\n\n"
-        f"model = AutoModel.from_pretrained({repo_id!r})\ntokenizer = AutoTokenizer.from_pretrained({repo_id!r})"
+        f"from transformers import {auto_class}, AutoTokenizer\n\n"
+        f"model = {auto_class}.from_pretrained({repo_id!r})\ntokenizer = AutoTokenizer.from_pretrained({repo_id!r})"
     )
 
 
