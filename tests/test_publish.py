@@ -12,26 +12,16 @@ from typing import Any
 
 import pytest
 import torch
+from run_helpers import tiny_pretrain_run
 
 from zoo import leaderboard
 from zoo.cli import main
-from zoo.config import FinetuneConfig, PretrainConfig, build_config
+from zoo.config import FinetuneConfig, build_config
 from zoo.errors import UserError
 from zoo.publish import publish, push_leaderboard
 from zoo.registry import get_domain
 
 TOKEN = "hf_zooTESTtokenDoNotLeak0123456789"
-TINY = [
-    "model.hidden_size=32",
-    "model.num_hidden_layers=1",
-    "model.num_attention_heads=2",
-    "model.intermediate_size=64",
-    "data.max_documents=200",
-    "data.seq_len=64",
-    "train.batch_size=4",
-    "train.max_steps=3",
-    "train.eval_every=3",
-]
 METHODS = {
     "full": [],
     "lora": ["method.name=lora", "method.r=4"],
@@ -88,7 +78,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     import zoo.finetune
     from zoo.finetune import finetune
-    from zoo.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("publish")
     domain = get_domain("biomedical")
@@ -102,7 +91,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ZOO_HOME", str(root / "zoo_home"))
         mp.setattr(zoo.finetune, "save_model_dir", keep_a_copy)
-        base = pretrain(domain, build_config(PretrainConfig, domain.pretrain_defaults, overrides=TINY), out=root / "base", quiet=True)  # fmt: skip
+        base = tiny_pretrain_run(root / "base")
         data = _ner_dir(root / "ner")
         out = {"base": base, "db": root / "zoo_home" / "leaderboard.sqlite"}
         for name, options in METHODS.items():

@@ -156,7 +156,7 @@ def record(
     _validate(result)
     from zoo import __version__
 
-    with store.transaction(db, timeout=timeout or store.BUSY_TIMEOUT_S) as conn:
+    with store.transaction(db, timeout=timeout) as conn:
         exists = conn.execute(sa.select(store.runs.c.run_id).where(store.runs.c.run_id == result.run_id))
         if exists.first() is not None:
             if not replace:
@@ -476,6 +476,10 @@ document.querySelectorAll("table.lb th").forEach(th => th.addEventListener("clic
     return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
   }).forEach(r => body.appendChild(r));
 }));
+// The domain filter shows one domain's section (or all of them).
+const filter = document.getElementById("domain-filter");
+if (filter) filter.addEventListener("change", () => document.querySelectorAll("section.domain").forEach(
+  s => { s.hidden = filter.value !== "" && s.dataset.domain !== filter.value; }));
 """
 
 
@@ -495,15 +499,21 @@ def _html(rows: Sequence[Row]) -> str:
                 v = cell.mean if cell else "-Infinity"  # JS parseFloat reads it; a missing score sorts last
                 tds.append(f'<td class="num" data-v="{v}">{html.escape(text)}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
+        name = html.escape(domain, quote=True)
         sections.append(
-            f'<h2>{html.escape(domain)}</h2>\n<table class="lb"><thead><tr>{head}</tr></thead>\n'
-            f"<tbody>\n" + "\n".join(body) + "\n</tbody></table>"
+            f'<section class="domain" data-domain="{name}">\n<h2>{name}</h2>\n'
+            f'<table class="lb"><thead><tr>{head}</tr></thead>\n'
+            f"<tbody>\n" + "\n".join(body) + "\n</tbody></table>\n</section>"
         )
-    content = "\n".join(sections) or "<p>No runs on the leaderboard yet.</p>"
+    options = "".join(
+        f'<option value="{html.escape(d, quote=True)}">{html.escape(d)}</option>' for d in _by_domain(rows)
+    )
+    picker = f'<p><label>Domain <select id="domain-filter"><option value="">all</option>{options}</select></label></p>\n'
+    content = picker + "\n".join(sections) if sections else "<p>No runs on the leaderboard yet.</p>"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Domain Zoo leaderboard</title>\n<style>{_CSS}</style></head>\n<body>\n"
         "<h1>Domain Zoo leaderboard</h1>\n"
-        "<p>Scores ×100 (mean ± std over seeds); click a column to sort.</p>\n"
+        "<p>Scores ×100 (mean ± std over seeds); click a column to sort, pick a domain to filter.</p>\n"
         f"{content}\n<script>{_JS}</script>\n</body></html>\n"
     )

@@ -26,7 +26,7 @@ from zoo.errors import UserError
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
-"""How long a SQLite writer waits for another writer's lock before giving up."""
+"""How long a SQLite writer waits for another writer's lock before giving up (ZOO_LEADERBOARD_BUSY_TIMEOUT)."""
 _ADVISORY_LOCK = 7_362_001  # PostgreSQL: one key for "the zoo is changing the leaderboard schema"
 
 metadata = sa.MetaData()
@@ -158,6 +158,15 @@ def sqlite_file(url: URL) -> Path | None:
 # ---------------------------------------------------------------------------------------------- engines
 
 
+def busy_timeout() -> float:
+    """Seconds a SQLite writer waits for another's lock: $ZOO_LEADERBOARD_BUSY_TIMEOUT, default 30."""
+    value = os.environ.get("ZOO_LEADERBOARD_BUSY_TIMEOUT")
+    try:
+        return float(value) if value else BUSY_TIMEOUT_S
+    except ValueError:
+        raise UserError(f"ZOO_LEADERBOARD_BUSY_TIMEOUT='{value}' is not a number of seconds") from None
+
+
 @functools.lru_cache(maxsize=16)
 def _engine(url: URL, write: bool, timeout: float) -> Engine:
     if url.get_backend_name() == "postgresql":
@@ -204,9 +213,10 @@ def _sqlite_connect(target: str, timeout: float, write: bool) -> Any:
 
 
 @contextlib.contextmanager
-def transaction(db: str | Path | None = None, *, timeout: float = BUSY_TIMEOUT_S) -> Iterator[Connection]:
+def transaction(db: str | Path | None = None, *, timeout: float | None = None) -> Iterator[Connection]:
     """One write transaction on the (created and migrated if needed) leaderboard: all or nothing."""
     url = database_url(db)
+    timeout = busy_timeout() if timeout is None else timeout
     path = sqlite_file(url)
     if path is not None:
         try:

@@ -1,0 +1,63 @@
+"""Training time is never lost to the leaderboard: a fine-tune that finishes while the database is locked
+keeps its result in the run directory, and `zoo leaderboard record RUN` writes it later."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from run_helpers import subprocess_env
+
+from zoo import leaderboard
+from zoo.benchmarks.recording import PENDING
+from zoo.config import FinetuneConfig, build_config
+from zoo.finetune import finetune
+from zoo.registry import get_domain
+
+
+def test_result_kept_when_the_leaderboard_is_locked_and_recorded_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = leaderboard.default_db_path()
+    leaderboard.record(
+        leaderboard.BenchResult(
+            "biomedical", "earlier", [leaderboard.TaskScore("t", "f1", 0.5, is_primary=True)]
+        ),
+        db,
+    )
+    monkeypatch.setenv("ZOO_LEADERBOARD_BUSY_TIMEOUT", "0.5")
+    domain = get_domain("biomedical")
+    cfg = build_config(
+        FinetuneConfig,
+        domain.finetune_defaults,
+        overrides=["tasks=ncbi_disease", "train.max_steps=2", "task.max_length=32", "task.max_train_examples=16",
+                   "task.max_eval_examples=16"],
+    )  # fmt: skip
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process is writing, for longer than our busy timeout
+    try:
+        out = finetune(domain, cfg, out=tmp_path / "run", quiet=True)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    info = json.loads((out.run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and info["leaderboard_run_id"] is None and out.run_id is None
+    assert (out.run_dir / PENDING).is_file() and f"zoo leaderboard record {out.run_dir}" in err
+    assert [r.model_id for r in leaderboard.query(db=db)] == ["earlier"]
+
+    record = [sys.executable, "-m", "zoo", "leaderboard", "record", str(out.run_dir)]
+    env = subprocess_env(ZOO_HOME=str(db.parent))
+    done = subprocess.run(record, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads((out.run_dir / "run.json").read_text())["leaderboard_run_id"]
+    assert run_id and f"as {run_id}" in done.stdout and not (out.run_dir / PENDING).exists()
+    [row] = [r for r in leaderboard.query(db=db) if r.run_id == run_id]
+    assert row.scores["ncbi_disease"].mean == pytest.approx(info["scores"]["ncbi_disease"]["f1"]["mean"])
+    again = subprocess.run(record, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "no result waiting to be recorded" in again.stderr
+    assert "Traceback" not in again.stderr
