@@ -289,6 +289,8 @@ def test_bad_input_exits_2_and_uploads_nothing(
     info = json.loads((runs["full"] / "run.json").read_text())
     (unfinished / "run.json").write_text(json.dumps({**info, "status": "running"}))
     _exit_2(["publish", str(unfinished), "--repo-id", "my-lab/tiny", *ok], capsys, "not complete", "--resume")
+    (unfinished / "run.json").write_text(json.dumps(info))  # complete, but a bench keeps <task>/model only
+    _exit_2(["publish", str(unfinished), "--repo-id", "my-lab/tiny", *ok], capsys, "one model per task")
     _exit_2(["publish", run, "--repo-id", "my-lab/tiny", "--license", "mit", "--out", str(out),
              "--db", "postgresql://zoo@127.0.0.1:1/zoo"], capsys, "cannot reach the leaderboard")  # fmt: skip
     _exit_2(["leaderboard", "--push", "not a repo"], capsys, "--push")

@@ -104,6 +104,11 @@ def publish(
 def _finished_model(run_dir: Path) -> Path:
     if not (run_dir / "run.json").is_file():
         raise UserError(f"'{run_dir}' is not a zoo run directory (no run.json); give the folder a verb wrote")
+    if runs.is_complete(run_dir) and not (run_dir / "model").is_dir():
+        raise UserError(
+            f"run '{run_dir}' keeps one model per task (<task>/model), not one model/; publish a single-task "
+            "fine-tune (`zoo finetune … --task T`)"
+        )
     if not runs.is_complete(run_dir) or not (run_dir / "model").is_dir():
         raise UserError(
             f"run '{run_dir}' is not complete (run.json status '{runs.read_info(run_dir).get('status')}', "
