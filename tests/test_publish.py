@@ -32,6 +32,7 @@ METHODS = {
         "method.sparse_init=magnitude",
         "method.prune_ratio=0.2",
     ],
+    "emoe": ["method.name=emoe", "method.num_experts=8", "method.top_k=4", "method.kmeans_max_iter=50"],
 }
 
 
@@ -162,6 +163,16 @@ def test_dry_run_folder_loads_with_plain_transformers_and_gives_the_runs_logits(
         assert {"config.json", "model.safetensors"} <= files and card.data.library_name == "transformers"
         assert card.data.pipeline_tag == "token-classification"
         published = AutoModelForTokenClassification.from_pretrained(pub.folder).eval()
+    if method == "emoe":  # the plain weights, and beside them the expert split the zoo re-applies
+        from zoo.adapters import emoe
+
+        assert {"emoe_config.json", "emoe_clusters.safetensors"} <= files
+        published = emoe.load(published, pub.folder).eval()
+        assert (
+            'get_method("emoe").load(model, folder)' in pub.card and "`emoe_clusters.safetensors`" in pub.card
+        )
+    if method in ("full", "lora"):
+        assert "saved its own state" not in pub.card
     if method == "dsee":  # the merged, pruned export loads as a plain model and keeps its zeros
         assert "dsee_adapter.safetensors" in files
         assert sum(int((p == 0).sum()) for p in published.parameters()) > 1000
@@ -310,7 +321,7 @@ def test_leaderboard_push_uploads_readme_html_json_parquet(
     table = pq.read_table(pub.folder / "scores.parquet").to_pylist()
     assert len(table) == len(leaderboard.all_scores(runs["db"])) and {"run_id", "task", "value", "domain"} <= set(table[0])  # fmt: skip
     rows = json.loads((pub.folder / "leaderboard.json").read_text())
-    assert len(rows) == 3 and {r["method"] for r in rows} == set(METHODS)
+    assert len(rows) == len(METHODS) and {r["method"] for r in rows} == set(METHODS)
     card = DatasetCard.load(pub.folder / "README.md")
     assert (
         "domain-zoo" in card.data.tags

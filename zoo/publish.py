@@ -31,6 +31,12 @@ _PIPELINE = {
     "ForMaskedLM": ("fill-mask", "AutoModelForMaskedLM"),
     "ForCausalLM": ("text-generation", "AutoModelForCausalLM"),
 }
+# What transformers / peft read from a model folder; anything else a method saved is its own state.
+_STANDARD_FILES = (
+    "config.json", "generation_config.json", "model.safetensors", "model-*.safetensors",
+    "model.safetensors.index.json", "adapter_config.json", "adapter_model.safetensors", "tokenizer*",
+    "special_tokens_map.json", "vocab.*", "merges.txt", "*.model", "README.md",
+)  # fmt: skip
 # Copied beside the model: what reproduces and documents the run.
 _RUN_FILES = {"config.yaml": "zoo_config.yaml", "metrics.jsonl": "metrics.jsonl", "loss.png": "loss.png"}
 
@@ -189,6 +195,12 @@ _TEMPLATE = """---
 {{ usage }}
 ```
 
+{% if method_files %}
+The `{{ method }}` method saved its own state beside the weights ({{ method_files }}). With `pip install
+domain-zoo`, `zoo.adapters.base.get_method({{ method | tojson }}).load(model, folder)` rebuilds the run's model
+exactly from this repository's folder (e.g. `huggingface_hub.snapshot_download`) on a task model of the same
+architecture (built from the base model where the method adapts one).
+{% endif %}
 ## Evaluation
 
 {% if results %}Scores recorded on the Domain Zoo leaderboard (test split, mean ± sample std over seeds):
@@ -249,6 +261,7 @@ def model_card(
         name=repo_id,
         summary=_summary(verb, domain, method, info),
         usage=_usage(repo_id, is_adapter, base, auto_class),
+        method_files=", ".join(f"`{f}`" for f in _method_files(model_dir)),
         results=[{**r, "value": f"{r['value']:.4f}", "std": f"{r['std']:.4f}"} for r in results],
         command=f"zoo {verb} --config zoo_config.yaml",
         domain=domain,
@@ -262,6 +275,13 @@ def model_card(
         finished_at=info.get("finished_at", "?"),
     )
     return str(card)
+
+
+def _method_files(model_dir: Path) -> list[str]:
+    from fnmatch import fnmatch
+
+    names = sorted(p.name for p in model_dir.iterdir() if p.is_file())
+    return [n for n in names if not any(fnmatch(n, pattern) for pattern in _STANDARD_FILES)]
 
 
 def _method_name(info: dict[str, Any]) -> str:
