@@ -61,3 +61,28 @@ def test_result_kept_when_the_leaderboard_is_locked_and_recorded_later(
     again = subprocess.run(record, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "no result waiting to be recorded" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_a_fine_tune_records_on_the_postgres_board_named_by_the_environment(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOO_LEADERBOARD_URL", postgres_url)
+    domain = get_domain("biomedical")
+    cfg = build_config(
+        FinetuneConfig,
+        domain.finetune_defaults,
+        overrides=["tasks=ncbi_disease", "train.max_steps=2", "task.max_length=32", "task.max_train_examples=16",
+                   "task.max_eval_examples=16"],
+    )  # fmt: skip
+    out = finetune(domain, cfg, out=tmp_path / "run", quiet=True)
+    assert out.run_id is not None and not leaderboard.default_db_path().exists()  # not the SQLite default
+    shown = subprocess.run(
+        [sys.executable, "-m", "zoo", "leaderboard", "--format", "json"],
+        env=subprocess_env(ZOO_LEADERBOARD_URL=postgres_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    [row] = json.loads(shown.stdout)
+    assert row["run_id"] == out.run_id and row["scores"]["ncbi_disease"]["metric"] == "f1"
