@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from run_helpers import subprocess_env
@@ -17,6 +18,14 @@ from zoo.benchmarks.recording import PENDING
 from zoo.config import FinetuneConfig, build_config
 from zoo.finetune import finetune
 from zoo.registry import get_domain
+
+
+def _tiny_finetune() -> tuple[Any, FinetuneConfig]:
+    """The biomedical embedded default, two steps on 16 examples: seconds."""
+    domain = get_domain("biomedical")
+    overrides = ["tasks=ncbi_disease", "train.max_steps=2", "task.max_length=32", "task.max_train_examples=16",
+                 "task.max_eval_examples=16"]  # fmt: skip
+    return domain, build_config(FinetuneConfig, domain.finetune_defaults, overrides=overrides)
 
 
 def test_result_kept_when_the_leaderboard_is_locked_and_recorded_later(
@@ -30,13 +39,7 @@ def test_result_kept_when_the_leaderboard_is_locked_and_recorded_later(
         db,
     )
     monkeypatch.setenv("ZOO_LEADERBOARD_BUSY_TIMEOUT", "0.5")
-    domain = get_domain("biomedical")
-    cfg = build_config(
-        FinetuneConfig,
-        domain.finetune_defaults,
-        overrides=["tasks=ncbi_disease", "train.max_steps=2", "task.max_length=32", "task.max_train_examples=16",
-                   "task.max_eval_examples=16"],
-    )  # fmt: skip
+    domain, cfg = _tiny_finetune()
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process is writing, for longer than our busy timeout
     try:
@@ -67,13 +70,7 @@ def test_a_fine_tune_records_on_the_postgres_board_named_by_the_environment(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ZOO_LEADERBOARD_URL", postgres_url)
-    domain = get_domain("biomedical")
-    cfg = build_config(
-        FinetuneConfig,
-        domain.finetune_defaults,
-        overrides=["tasks=ncbi_disease", "train.max_steps=2", "task.max_length=32", "task.max_train_examples=16",
-                   "task.max_eval_examples=16"],
-    )  # fmt: skip
+    domain, cfg = _tiny_finetune()
     out = finetune(domain, cfg, out=tmp_path / "run", quiet=True)
     assert out.run_id is not None and not leaderboard.default_db_path().exists()  # not the SQLite default
     shown = subprocess.run(
