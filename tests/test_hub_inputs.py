@@ -52,6 +52,7 @@ def test_finetune_from_a_cached_hub_model_offline(hub_cache: Path, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "complete" and info["model"].endswith(f"snapshots/{COMMIT}")
+    assert info["command"].startswith(f"zoo finetune biomedical --task ncbi_disease --from {ref} --out run")
     [row] = leaderboard.all_scores(tmp_path / "zoo_home" / "leaderboard.sqlite")[:1]
     assert row["model_id"] == ref and row["model_revision"] == COMMIT
 

@@ -532,6 +532,11 @@ def publish_cmd(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
+    import shlex
+
+    from zoo import run
+
+    run.COMMAND = "zoo " + shlex.join(sys.argv[1:] if argv is None else argv)  # run.json keeps it
     try:
         app(args=argv)
     except UserError as err:
@@ -540,3 +545,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted (resume with --resume auto)", err=True)
         sys.exit(130)
+    finally:
+        run.COMMAND = None

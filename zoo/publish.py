@@ -212,8 +212,8 @@ architecture (built from the base model where the method adapts one).
 {% endif %}
 ## How it was made
 
-- Command: `{{ command }}` (the run's resolved config is `zoo_config.yaml` in this repository; that file alone
-  reproduces the run).
+- Command: `{{ command }}`; the run's resolved config is `zoo_config.yaml` in this repository, and
+  `zoo {{ verb }} --config zoo_config.yaml` alone reproduces the run.
 - Domain: `{{ domain }}`{% if method %}, tuning method `{{ method }}`{% endif %}{% if base %}, from `{{ base }}`{% endif %}.
 - Zoo version: {{ zoo_version }} (domain-zoo).
 - Hardware: {{ hardware }}; precision {{ precision }}; {{ world_size }} process(es).
@@ -263,8 +263,9 @@ def model_card(
         usage=_usage(repo_id, is_adapter, base, auto_class),
         method_files=", ".join(f"`{f}`" for f in _method_files(model_dir)),
         results=[{**r, "value": f"{r['value']:.4f}", "std": f"{r['std']:.4f}"} for r in results],
-        command=f"zoo {verb} --config zoo_config.yaml",
+        command=info.get("command") or f"zoo {verb} --config zoo_config.yaml",
         domain=domain,
+        verb=verb,
         method=method,
         base=base if base and hub.is_hub_ref(base) else f"{base} (a local model)" if base else None,
         zoo_version=__version__,

@@ -18,6 +18,8 @@ from typing import Any
 from zoo.errors import UserError
 
 RUNS_DIR = Path("runs")
+COMMAND: str | None = None
+"""The `zoo …` command line this process runs (set by the CLI); a new run.json records it as `command`."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -50,7 +52,8 @@ def read_info(run_dir: Path) -> dict[str, Any]:
 
 
 def write_info(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    info = {**read_info(run_dir), **fields}
+    old = read_info(run_dir)
+    info = {**({"command": COMMAND} if COMMAND and not old else {}), **old, **fields}
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str))
     return info
 
