@@ -345,3 +345,17 @@ def test_dsee_merged_export_gives_the_trained_models_logits(runs: dict[str, Any]
     torch.testing.assert_close(
         _logits(exported, tokenizer), _logits(trained, tokenizer), rtol=1e-4, atol=1e-4
     )
+
+
+def test_leaderboard_push_from_the_command_line(
+    runs: dict[str, Any], tmp_path: Path, hf_api: type[RecordingHfApi], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["leaderboard", "--push", "my-lab/zoo-board", "--domain", "biomedical", "--private",
+            "--db", str(runs["db"]), "--out", str(tmp_path / "board")]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "pushed 4 files" in out and "dataset my-lab/zoo-board (commit commit2)" in out
+    assert hf_api.calls[0] == ("create_repo", {"repo_id": "my-lab/zoo-board", "private": True, "exist_ok": True, "repo_type": "dataset"})  # fmt: skip
+    assert hf_api.calls[1][1]["commit_message"] == f"zoo leaderboard --push ({len(METHODS)} runs)"
