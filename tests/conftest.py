@@ -112,7 +112,10 @@ def postgres_server() -> object:
     env = {**os.environ, "LC_ALL": "C", "HOME": str(root)}
 
     def pg(*args: str) -> None:
-        subprocess.run(args, check=True, capture_output=True, cwd=root, env=env, timeout=120, **run_as)
+        done = subprocess.run(args, capture_output=True, text=True, cwd=root, env=env, timeout=120, **run_as)
+        if done.returncode != 0:
+            log = root / "server.log"
+            pytest.fail(f"{' '.join(args)} failed: {done.stderr}{log.read_text() if log.is_file() else ''}")
 
     pg(str(bindir / "initdb"), "-D", str(data), "-U", "zoo", "--auth=trust", "-E", "UTF8")
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off"
