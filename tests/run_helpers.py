@@ -64,3 +64,27 @@ def install_distribution(src: Path, site: Path) -> None:
         capture_output=True,
         timeout=300,
     )
+
+
+TINY_PRETRAIN = [
+    "model.hidden_size=32",
+    "model.num_hidden_layers=1",
+    "model.num_attention_heads=2",
+    "model.intermediate_size=64",
+    "data.max_documents=200",
+    "data.seq_len=64",
+    "train.batch_size=4",
+    "train.max_steps=3",
+    "train.eval_every=3",
+]
+
+
+def tiny_pretrain_run(out: Path) -> Path:
+    """A finished biomedical pretraining run of a ~100k-parameter BERT on the embedded sample (seconds)."""
+    from zoo.config import PretrainConfig, build_config
+    from zoo.pretrain import pretrain
+    from zoo.registry import get_domain
+
+    domain = get_domain("biomedical")
+    cfg = build_config(PretrainConfig, domain.pretrain_defaults, overrides=TINY_PRETRAIN)
+    return pretrain(domain, cfg, out=out, quiet=True)

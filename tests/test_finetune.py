@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,13 @@ from zoo.finetune import finetune
 from zoo.registry import get_domain
 
 SMALL = ["train.epochs=12", "train.lr=1e-3", "train.batch_size=8", "task.max_length=32"]
+
+
+def _board() -> sqlite3.Connection:
+    """The test's leaderboard file, read with plain sqlite3 (rows by column name)."""
+    conn = sqlite3.connect(leaderboard.default_db_path())
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 def _cfg(domain, *overrides: str) -> FinetuneConfig:
@@ -59,7 +67,7 @@ def test_token_classification_learns_scores_dev_every_epoch_andmetrics(ner_dir: 
     info = json.loads((out.run_dir / "run.json").read_text())
     assert info["status"] == "complete" and info["world_size"] == 1 and info["precision"] == "fp32"
     assert (out.run_dir / "model" / "config.json").is_file() and (out.run_dir / "loss.png").is_file()
-    with leaderboard.connect() as conn:
+    with _board() as conn:
         run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (out.run_id,)).fetchone()
         splits = {s for (s,) in conn.execute("SELECT split FROM scores WHERE run_id = ?", (out.run_id,))}
         curve = [
@@ -175,7 +183,7 @@ def test_post_training_step_reports_both_scores(ner_dir: Path, tmp_path: Path) -
     assert t.summary["kernel"] == "reference"  # CPU: the plain-torch path of the fused layer ran
     phases = {r["phase"] for r in metrics(out.run_dir) if "loss" in r}
     assert phases == {"train", "retrain"}
-    with leaderboard.connect() as conn:
+    with _board() as conn:
         recorded = {m for (m,) in conn.execute("SELECT metric FROM scores WHERE run_id = ?", (out.run_id,))}
         (sparsity,) = conn.execute("SELECT sparsity FROM runs WHERE run_id = ?", (out.run_id,)).fetchone()
     assert {"f1", "f1@trained"} <= recorded

@@ -74,7 +74,7 @@ def test_record_query_round_trip(tmp_path: Path) -> None:
     # Average of primaries 0.685; per-seed averages 0.65, 0.685, 0.72 have std 0.035.
     assert row.average is not None
     assert row.average.mean == pytest.approx(0.685) and row.average.std == pytest.approx(0.035)
-    assert [r.domain for r in query(db_path=db)] == ["biomedical", "genomic"]
+    assert [r.domain for r in query(db=db)] == ["biomedical", "genomic"]
 
     with sqlite3.connect(db) as conn:
         stderr, seeds = conn.execute(
@@ -134,7 +134,7 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
     with pytest.raises(UserError, match=r"written by a newer zoo \(schema 99"):
-        query(db_path=db)
+        query(db=db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT name FROM sqlite_master WHERE name='runs'").fetchone() is None
 
@@ -147,7 +147,7 @@ def test_query_unknown_domain_and_format(tmp_path: Path) -> None:
     ):
         query("biomedicl", db)
     with pytest.raises(UserError, match="unknown leaderboard format 'md'"):
-        render(query(db_path=db), "md")
+        render(query(db=db), "md")
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def rows(tmp_path: Path) -> list[lb.Row]:
     db = tmp_path / "lb.sqlite"
     record(bio_result(), db)
     record(dna_result(), db)
-    return query(db_path=db)
+    return query(db=db)
 
 
 def test_markdown_is_lexglue_style(rows: list[lb.Row]) -> None:

@@ -441,29 +441,61 @@ def methods_cmd(
         _echo(f"broken plugin {b.name} ({b.target}): {b.error}")
 
 
-@app.command("leaderboard")
+LeaderboardDb = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Leaderboard: a SQLite file or a database URL such as postgresql://user@host/db "
+        "(default: $ZOO_LEADERBOARD_URL, else $ZOO_HOME/leaderboard.sqlite, ZOO_HOME=~/.zoo).",
+        show_default=False,
+    ),
+]
+leaderboard_app = typer.Typer(
+    help="Show recorded benchmark results (`zoo leaderboard --format html --out board.html`), push them to a "
+    "Hub dataset repo (--push OWNER/NAME), or record a result a run kept (`zoo leaderboard record RUN`).",
+    invoke_without_command=True,
+)
+app.add_typer(leaderboard_app, name="leaderboard")
+
+
+@leaderboard_app.callback()
 def leaderboard_cmd(
+    ctx: typer.Context,
     domain: Annotated[str | None, typer.Option("--domain", help="Only this domain.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, json or html.")] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
-    db: Annotated[
-        Path | None,
+    db: LeaderboardDb = None,
+    push: Annotated[
+        str | None,
         typer.Option(
-            "--db", help="Leaderboard database (default: $ZOO_HOME/leaderboard.sqlite, ZOO_HOME=~/.zoo)."
+            "--push",
+            help="Upload the leaderboard (README table, HTML page, JSON, Parquet) to this Hub dataset repo.",
+            show_default=False,
         ),
     ] = None,
+    private: Annotated[bool, typer.Option("--private", help="With --push: create the repo private.")] = False,
 ) -> None:
     """Show recorded benchmark results."""
+    if ctx.invoked_subcommand is not None:
+        return
     from zoo import leaderboard
 
-    if fmt not in ("table", "markdown", "json", "html"):
-        raise UserError(f"unknown format '{fmt}' (choose from: table, markdown, json, html)")
+    if fmt not in leaderboard.FORMATS:
+        raise UserError(f"unknown format '{fmt}' (choose from: {', '.join(leaderboard.FORMATS)})")
+    if push is not None:
+        from zoo.publish import push_leaderboard
+
+        folder = out or leaderboard.zoo_home() / "leaderboard-hub"
+        pub = push_leaderboard(push, db=db, domain=domain, private=private, folder=folder)
+        _echo(
+            f"pushed {len(pub.files)} files ({', '.join(pub.files)}) to dataset {push} (commit {pub.commit})"
+        )
+        return
     if out is not None:
         from zoo.files import check_output_file
 
         check_output_file(out)
-    rows = leaderboard.query(domain=domain, db_path=db)
-    text = leaderboard.render(rows, fmt)
+    text = leaderboard.render(leaderboard.query(domain=domain, db=db), fmt)
     if out is not None:
         from zoo.run import atomic_write_text
 
@@ -473,15 +505,79 @@ def leaderboard_cmd(
         _echo(text)
 
 
+@leaderboard_app.command("record")
+def leaderboard_record_cmd(
+    run: Annotated[Path, typer.Argument(help="A run that kept its result (leaderboard-pending.json).")],
+    db: LeaderboardDb = None,
+) -> None:
+    """Record the result a fine-tune or bench kept in its run directory because the leaderboard was
+    locked, read-only or unreachable when it finished."""
+    from zoo.benchmarks.recording import record_pending
+
+    _echo(f"recorded {run} on the leaderboard as {record_pending(run, db)}")
+
+
+@app.command("publish")
+def publish_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished run directory (pretrain, finetune or bench).")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub model repo OWNER/NAME.", show_default=False)],
+    license: Annotated[
+        str | None,
+        typer.Option("--license", help="The model's license, an SPDX id such as apache-2.0 (required)."),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build the folder and print its tree and card; upload nothing.")
+    ] = False,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Branch to commit to (created if missing; default main).")
+    ] = None,
+    language: Annotated[
+        list[str] | None, typer.Option("--language", help="Card language code(s), e.g. en.")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Hub dataset id(s) the model was trained on.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to build the repo folder (default RUN/hub).")
+    ] = None,
+    db: LeaderboardDb = None,
+) -> None:
+    """Publish a finished run to the Hugging Face Hub: weights (or adapter), config, tokenizer, training
+    config, metrics, loss plot and a model card whose results come from the leaderboard."""
+    from zoo.publish import publish
+
+    pub = publish(
+        run,
+        repo_id,
+        license=license,
+        private=private,
+        dry_run=dry_run,
+        revision=revision,
+        out=out,
+        language=language,
+        datasets=dataset,
+        db=db,
+    )
+    if dry_run:
+        _echo(pub.tree() + "\n\n" + pub.card)
+        return
+    _echo(f"published {run} to {repo_id} (commit {pub.commit}; {len(pub.files)} files from {pub.folder})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors (the zoo's, click's usage errors, a path the OS refuses) become
     one line on stderr and exit status 2; Ctrl-C says how to resume and exits 130."""
+    import shlex
+
+    from zoo import run as runs
+
     try:  # typer ≥ 0.20 runs on its own copy of click
         from typer._click import exceptions as click
     except ImportError:
         from click import exceptions as click  # type: ignore[no-redef]
     no_args = getattr(click, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
-
+    runs.COMMAND = "zoo " + shlex.join(sys.argv[1:] if argv is None else argv)  # run.json keeps it
     try:
         code = app(args=argv, standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C inside a verb into Exit(130)
@@ -506,6 +602,8 @@ def main(argv: list[str] | None = None) -> None:
         if message is None:
             raise
         _fail(message)
+    finally:
+        runs.COMMAND = None
 
 
 def _fail(message: str, hint: str = "") -> None:

@@ -1,4 +1,4 @@
-"""The local leaderboard: a SQLite store of benchmark runs, and its renderings.
+"""The leaderboard: benchmark runs in a database addressed by URL (`zoo/leaderboard_db.py`), and renderings.
 
 Schema after lm-eval's results and the Open LLM Leaderboard (reference/platform-and-style.md §3):
 `runs` (one row per benchmarked model: provenance, tuning method and parameter counts), `scores` (long
@@ -9,40 +9,40 @@ no row behind. Renders to a rich table, LexGLUE-style Markdown, JSON, or one sel
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import datetime as _dt
 import html
 import io
 import json
 import math
-import os
-import sqlite3
 import statistics
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import sqlalchemy as sa
+
+from zoo import leaderboard_db as store
 from zoo.errors import UserError, did_you_mean
+from zoo.leaderboard_db import SCHEMA_VERSION, default_db_path, zoo_home
 
-SCHEMA_VERSION = 2
-# Migrations from schema N to N+1, run in order inside one transaction.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE runs ADD COLUMN world_size INTEGER", "ALTER TABLE runs ADD COLUMN select_by TEXT"),
-}
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BenchResult",
+    "TaskScore",
+    "default_db_path",
+    "query",
+    "record",
+    "render",
+    "zoo_home",
+]
 Format = Literal["table", "markdown", "json", "html"]
 FORMATS: tuple[str, ...] = ("table", "markdown", "json", "html")
-
-
-def zoo_home() -> Path:
-    """`$ZOO_HOME`, default `~/.zoo`: the leaderboard database and caches live here."""
-    return Path(os.environ.get("ZOO_HOME") or "~/.zoo").expanduser()
-
-
-def default_db_path() -> Path:
-    """`$ZOO_HOME/leaderboard.sqlite` (ZOO_HOME defaults to ~/.zoo); one database per zoo home."""
-    return zoo_home() / "leaderboard.sqlite"
 
 
 # ---------------------------------------------------------------- what a benchmark run hands over
@@ -105,10 +105,22 @@ class BenchResult:
     config_hash: str | None = None
     status: str = "finished"
     results_path: str | None = None
+    model_revision: str | None = None  # the Hub commit of a model loaded by repo id
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> BenchResult:
+        data = json.loads(text)
+        data["scores"] = [TaskScore(**{**s, "values": tuple(s["values"])}) for s in data["scores"]]
+        data["seeds"] = tuple(data["seeds"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def primary(self) -> list[TaskScore]:
         return [s for s in self.scores if s.is_primary]
@@ -131,113 +143,32 @@ class BenchResult:
 
 # ---------------------------------------------------------------- store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, zoo_version TEXT NOT NULL,
-    domain TEXT NOT NULL, domain_version TEXT, suite_version TEXT,
-    model_id TEXT NOT NULL, model_path TEXT, base_model TEXT, training_mode TEXT,
-    method TEXT NOT NULL, trainable_params INTEGER, total_params INTEGER, sparsity REAL,
-    precision TEXT, hardware TEXT, seeds TEXT NOT NULL, config_hash TEXT,
-    status TEXT NOT NULL, results_path TEXT, world_size INTEGER, select_by TEXT
-);
-CREATE TABLE IF NOT EXISTS scores (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    task TEXT NOT NULL, task_version TEXT, split TEXT NOT NULL, metric TEXT NOT NULL,
-    value REAL NOT NULL, std REAL NOT NULL, stderr REAL, seed_values TEXT NOT NULL,
-    n_samples INTEGER, n_seeds INTEGER NOT NULL,
-    higher_is_better INTEGER NOT NULL, is_primary INTEGER NOT NULL,
-    PRIMARY KEY (run_id, task, split, metric)
-);
-CREATE TABLE IF NOT EXISTS aggregates (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    suite TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, method TEXT NOT NULL,
-    n_seeds INTEGER NOT NULL, seed_std REAL,
-    PRIMARY KEY (run_id, suite, name)
-);
-CREATE INDEX IF NOT EXISTS runs_domain ON runs(domain);
-"""
 
-
-@contextlib.contextmanager
-def connect(db_path: Path | None = None) -> Iterator[sqlite3.Connection]:
-    """Open (creating if needed) the leaderboard database and check its schema version."""
-    path = Path(db_path) if db_path is not None else default_db_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30)  # waits for a concurrent writer instead of failing
-    except (OSError, sqlite3.OperationalError) as e:
-        raise UserError(
-            f"cannot open the leaderboard database {path} ({e}); set ZOO_HOME to a writable folder"
-        ) from None
-    try:
-        _prepare(conn, path)
-        yield conn
-    finally:
-        conn.close()
-
-
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a database written by a newer schema (before touching it), then create missing tables."""
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        row = (
-            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if has_meta
-            else None
-        )
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            raise UserError(
-                f"{path} was written by a newer zoo (schema {row[0]}, this zoo reads {SCHEMA_VERSION}); "
-                "upgrade domain-zoo or point ZOO_HOME at another folder"
-            )
-        if row is not None and int(row[0]) < SCHEMA_VERSION:
-            _migrate(conn, int(row[0]))
-        conn.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS)
-        with conn:
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    except sqlite3.DatabaseError as e:
-        raise UserError(
-            f"{path} is not a usable zoo leaderboard database ({e}); move it away or set ZOO_HOME"
-        ) from None
-
-
-def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Bring an older database up to SCHEMA_VERSION, all steps in one transaction."""
-    with conn:
-        for v in range(version, SCHEMA_VERSION):
-            for statement in _MIGRATIONS[v]:
-                conn.execute(statement)
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-
-
-def record(result: BenchResult, db_path: Path | None = None, *, replace: bool = False) -> str:
+def record(
+    result: BenchResult, db: str | Path | None = None, *, replace: bool = False, timeout: float | None = None
+) -> str:
     """Store a benchmark result in one transaction and return its run_id.
 
-    `replace=True` overwrites an earlier record of the same run_id (a re-bench of the same run);
-    otherwise recording a run_id twice is a UserError.
+    `db` is a SQLite file or a database URL (default: `$ZOO_LEADERBOARD_URL`, else the SQLite file in
+    ZOO_HOME). `replace=True` overwrites an earlier record of the same run_id (a re-bench of the same run);
+    otherwise recording a run_id twice is a UserError. A writer waits `timeout` seconds for another's lock.
     """
     _validate(result)
     from zoo import __version__
 
-    with connect(db_path) as conn:
-        with conn:  # one transaction: commit on success, roll back everything on any error
-            exists = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (result.run_id,)).fetchone()
-            if exists and not replace:
+    with store.transaction(db, timeout=timeout) as conn:
+        exists = conn.execute(sa.select(store.runs.c.run_id).where(store.runs.c.run_id == result.run_id))
+        if exists.first() is not None:
+            if not replace:
                 raise UserError(
                     f"run '{result.run_id}' is already on the leaderboard; "
                     "bench again with a new run id or record it with replace=True"
                 )
-            conn.execute(
-                "DELETE FROM runs WHERE run_id = ?", (result.run_id,)
-            )  # cascades to scores/aggregates
-            _insert_run(conn, result, __version__)
-            _insert_scores(conn, result)
-            _insert_aggregates(conn, result)
+            for table in (store.scores, store.aggregates, store.runs):
+                conn.execute(table.delete().where(table.c.run_id == result.run_id))
+        _insert_run(conn, result, __version__)
+        _insert_scores(conn, result)
+        _insert_aggregates(conn, result)
     return result.run_id
 
 
@@ -257,73 +188,54 @@ def _validate(result: BenchResult) -> None:
             primaries.add((s.task, s.split))
 
 
-def _insert_run(conn: sqlite3.Connection, r: BenchResult, zoo_version: str) -> None:
+def _insert_run(conn: Connection, r: BenchResult, zoo_version: str) -> None:
+    columns = set(store.runs.c.keys())
+    fields = {k: v for k, v in asdict(r).items() if k in columns}  # same names, except the three below
+    extra = {"zoo_version": zoo_version, "seeds": json.dumps(list(r.seeds)), "select_by": r.select}
+    conn.execute(store.runs.insert().values({**fields, **extra}))
+
+
+def _insert_scores(conn: Connection, r: BenchResult) -> None:
+    if not r.scores:
+        return
     conn.execute(
-        "INSERT INTO runs (run_id, created_at, zoo_version, domain, domain_version, suite_version, model_id, "
-        "model_path, base_model, training_mode, method, trainable_params, total_params, sparsity, precision, "
-        "hardware, seeds, config_hash, status, results_path, world_size, select_by) VALUES ("
-        + ",".join("?" * 22)
-        + ")",
-        (
-            r.run_id,
-            r.created_at,
-            zoo_version,
-            r.domain,
-            r.domain_version,
-            r.suite_version,
-            r.model_id,
-            r.model_path,
-            r.base_model,
-            r.training_mode,
-            r.method,
-            r.trainable_params,
-            r.total_params,
-            r.sparsity,
-            r.precision,
-            r.hardware,
-            json.dumps(list(r.seeds)),
-            r.config_hash,
-            r.status,
-            r.results_path,
-            r.world_size,
-            r.select,
-        ),
-    )
-
-
-def _insert_scores(conn: sqlite3.Connection, r: BenchResult) -> None:
-    conn.executemany(
-        "INSERT INTO scores (run_id, task, task_version, split, metric, value, std, stderr, seed_values, "
-        "n_samples, n_seeds, higher_is_better, is_primary) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        store.scores.insert(),
         [
-            (
-                r.run_id,
-                s.task,
-                s.task_version,
-                s.split,
-                s.metric,
-                s.mean,
-                s.std,
-                s.std / math.sqrt(s.n_seeds),
-                json.dumps(list(s.values)),
-                s.n_samples,
-                s.n_seeds,
-                int(s.higher_is_better),
-                int(s.is_primary),
-            )
-            for s in r.scores
+            {
+                "run_id": r.run_id,
+                "task": s.task,
+                "task_version": s.task_version,
+                "split": s.split,
+                "metric": s.metric,
+                "value": s.mean,
+                "std": s.std,
+                "stderr": s.std / math.sqrt(s.n_seeds),
+                "seed_values": json.dumps(list(s.values)),
+                "n_samples": s.n_samples,
+                "n_seeds": s.n_seeds,
+                "higher_is_better": int(s.higher_is_better),
+                "is_primary": int(s.is_primary),
+                "position": i,
+            }
+            for i, s in enumerate(r.scores)
         ],
     )
 
 
-def _insert_aggregates(conn: sqlite3.Connection, r: BenchResult) -> None:
+def _insert_aggregates(conn: Connection, r: BenchResult) -> None:
     agg = r.aggregate()
     if agg is not None:
         mean, seed_std, n_seeds = agg
         conn.execute(
-            "INSERT INTO aggregates (run_id, suite, name, value, method, n_seeds, seed_std) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (r.run_id, r.domain, "average", mean, "mean of primary metrics over tasks", n_seeds, seed_std),
+            store.aggregates.insert().values(
+                run_id=r.run_id,
+                suite=r.domain,
+                name="average",
+                value=mean,
+                method="mean of primary metrics over tasks",
+                n_seeds=n_seeds,
+                seed_std=seed_std,
+            )
         )
 
 
@@ -358,33 +270,68 @@ class Row:
     average: Cell | None
 
 
-def query(domain: str | None = None, db_path: Path | None = None) -> list[Row]:
-    """Runs (optionally of one domain) best average first within each domain."""
-    with connect(db_path) as conn:
-        runs = conn.execute(
-            "SELECT * FROM runs WHERE (? IS NULL OR domain = ?) ORDER BY domain, created_at", (domain, domain)
-        ).fetchall()
-        if domain is not None and not runs:
-            known = [d for (d,) in conn.execute("SELECT DISTINCT domain FROM runs")]
+def query(domain: str | None = None, db: str | Path | None = None) -> list[Row]:
+    """Runs (optionally of one domain) best average first within each domain. Reads only."""
+    with store.reading(db) as conn:
+        if conn is None:
+            return []
+        runs = store.runs
+        sel = sa.select(runs).order_by(runs.c.domain, runs.c.created_at)
+        found = conn.execute(sel if domain is None else sel.where(runs.c.domain == domain)).mappings().all()
+        if domain is not None and not found:
+            known = list(conn.execute(sa.select(runs.c.domain).distinct()).scalars())
             if domain not in known and known:
                 raise UserError(
                     f"no runs of domain '{domain}' on the leaderboard{did_you_mean(domain, known)}"
                 )
-        rows = [_row(conn, run) for run in runs]
+        rows = [_row(conn, run) for run in found]
     return sorted(rows, key=lambda r: (r.domain, -(r.average.mean if r.average else -math.inf)))
 
 
-def _row(conn: sqlite3.Connection, run: sqlite3.Row) -> Row:
+def scores_of(run_id: str, db: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every recorded score of one run (all splits and metrics) with its run's fields, in recording order."""
+    with store.reading(db) as conn:
+        if conn is None:
+            return []
+        s, r = store.scores, store.runs
+        sel = (
+            sa.select(s, r.c.domain, r.c.model_id, r.c.method, r.c.seeds, r.c.created_at)
+            .join(r, r.c.run_id == s.c.run_id)
+            .where(s.c.run_id == run_id)
+            .order_by(s.c.position)
+        )
+        return [dict(m) for m in conn.execute(sel).mappings()]
+
+
+def all_scores(db: str | Path | None = None) -> list[dict[str, Any]]:
+    """The long table: one dict per recorded score with its run's fields (the Hub export)."""
+    with store.reading(db) as conn:
+        if conn is None:
+            return []
+        s, r = store.scores, store.runs
+        cols = [c for c in r.c if c.name != "run_id"]
+        sel = (
+            sa.select(s, *cols)
+            .join(r, r.c.run_id == s.c.run_id)
+            .order_by(r.c.created_at, s.c.run_id, s.c.position)
+        )
+        return [dict(m) for m in conn.execute(sel).mappings()]
+
+
+def _row(conn: Connection, run: Any) -> Row:
     scores: dict[str, Cell] = {}
     # Primary metric per task; a task scored on several splits shows its test split.
-    for s in conn.execute(
-        "SELECT * FROM scores WHERE run_id = ? AND is_primary = 1 ORDER BY rowid", (run["run_id"],)
-    ):
-        if s["task"] not in scores or s["split"] == "test":
-            scores[s["task"]] = Cell(s["metric"], s["value"], s["std"], s["n_seeds"])
-    agg = conn.execute(
-        "SELECT * FROM aggregates WHERE run_id = ? AND name = 'average'", (run["run_id"],)
-    ).fetchone()
+    s = store.scores
+    prim = sa.select(s).where(s.c.run_id == run["run_id"], s.c.is_primary == 1).order_by(s.c.position)
+    for sc in conn.execute(prim).mappings():
+        if sc["task"] not in scores or sc["split"] == "test":
+            scores[sc["task"]] = Cell(sc["metric"], sc["value"], sc["std"], sc["n_seeds"])
+    a = store.aggregates
+    agg = (
+        conn.execute(sa.select(a).where(a.c.run_id == run["run_id"], a.c.name == "average"))
+        .mappings()
+        .first()
+    )
     average = Cell("average", agg["value"], agg["seed_std"] or 0.0, agg["n_seeds"]) if agg else None
     return Row(
         run["run_id"],
@@ -529,6 +476,10 @@ document.querySelectorAll("table.lb th").forEach(th => th.addEventListener("clic
     return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
   }).forEach(r => body.appendChild(r));
 }));
+// The domain filter shows one domain's section (or all of them).
+const filter = document.getElementById("domain-filter");
+if (filter) filter.addEventListener("change", () => document.querySelectorAll("section.domain").forEach(
+  s => { s.hidden = filter.value !== "" && s.dataset.domain !== filter.value; }));
 """
 
 
@@ -548,15 +499,21 @@ def _html(rows: Sequence[Row]) -> str:
                 v = cell.mean if cell else "-Infinity"  # JS parseFloat reads it; a missing score sorts last
                 tds.append(f'<td class="num" data-v="{v}">{html.escape(text)}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
+        name = html.escape(domain, quote=True)
         sections.append(
-            f'<h2>{html.escape(domain)}</h2>\n<table class="lb"><thead><tr>{head}</tr></thead>\n'
-            f"<tbody>\n" + "\n".join(body) + "\n</tbody></table>"
+            f'<section class="domain" data-domain="{name}">\n<h2>{name}</h2>\n'
+            f'<table class="lb"><thead><tr>{head}</tr></thead>\n'
+            f"<tbody>\n" + "\n".join(body) + "\n</tbody></table>\n</section>"
         )
-    content = "\n".join(sections) or "<p>No runs on the leaderboard yet.</p>"
+    options = "".join(
+        f'<option value="{html.escape(d, quote=True)}">{html.escape(d)}</option>' for d in _by_domain(rows)
+    )
+    picker = f'<p><label>Domain <select id="domain-filter"><option value="">all</option>{options}</select></label></p>\n'
+    content = picker + "\n".join(sections) if sections else "<p>No runs on the leaderboard yet.</p>"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Domain Zoo leaderboard</title>\n<style>{_CSS}</style></head>\n<body>\n"
         "<h1>Domain Zoo leaderboard</h1>\n"
-        "<p>Scores ×100 (mean ± std over seeds); click a column to sort.</p>\n"
+        "<p>Scores ×100 (mean ± std over seeds); click a column to sort, pick a domain to filter.</p>\n"
         f"{content}\n<script>{_JS}</script>\n</body></html>\n"
     )

@@ -26,6 +26,8 @@ from zoo.files import check_output_dir
 RUNS_DIR = Path("runs")
 _active: list[Path] = []
 """The run this process is writing (set when its status becomes 'running'), for the interrupt message."""
+COMMAND: str | None = None
+"""The `zoo …` command line this process runs (set by the CLI); a new run.json records it as `command`."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -61,13 +63,15 @@ def read_info(run_dir: Path) -> dict[str, Any]:
 
 
 def write_info(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge `fields` into run.json (atomically). Status 'running' also records who runs it (pid, host)."""
+    """Merge `fields` into run.json (atomically). Status 'running' also records who runs it (pid, host);
+    a new run.json records the command line that made it."""
     if fields.get("status") == "running":
         fields = {**fields, "pid": os.getpid(), "host": socket.gethostname()}
         _active[:] = [run_dir]
     elif fields.get("status") in ("complete", "interrupted"):
         _active.clear()
-    info = {**read_info(run_dir), **fields}
+    old = read_info(run_dir)
+    info = {**({"command": COMMAND} if COMMAND and not old else {}), **old, **fields}
     atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str))
     return info
 
@@ -228,22 +232,42 @@ def check_safetensors(path: Path, fix: str) -> None:
 
 
 def resolve_model(ref: str | Path, domain: Any = None, allow_foreign: bool = False) -> Path:
-    """A complete run dir (→ its model/) or a model dir with config.json, checked for `domain` (see
-    `check_model_dir`); anything else is a user error."""
+    """A complete run dir (→ its model/), a model dir with config.json, or a Hub model
+    (`hf://OWNER/NAME[@REV]`, or a plain OWNER/NAME that is no local path) through the Hub cache; checked
+    for `domain` (see `check_model_dir`). Anything else is a user error."""
+    from zoo import hub
     from zoo.files import check_existing_path
 
-    path = check_existing_path(ref, "model or run")
+    if hub.is_hub_ref(str(ref)):
+        try:
+            path = _model_folder(hub.download(str(ref)), str(ref))
+        except UserError as err:
+            if str(ref).startswith(hub.PREFIX):
+                raise
+            raise UserError(
+                f"'{ref}' is no local run or model directory, and as a Hub model: {err}"
+            ) from None
+    else:
+        path = _model_folder(check_existing_path(ref, "model or run"), str(ref))
+    if domain is not None:
+        check_model_dir(path, domain, allow_foreign)
+    return path
+
+
+def _model_folder(path: Path, ref: str) -> Path:
+    if not path.exists():
+        raise UserError(
+            f"model or run '{ref}' does not exist (give a run directory or a saved model directory)"
+        )
     if (path / "run.json").is_file() and not is_complete(path):
         status = run_status(path) or "unfinished"
         raise UserError(
             f"run '{ref}' is {status} and has no finished model (resume it with `{resume_command(path)}`)"
         )
     if (path / "model" / "config.json").is_file():
-        path = path / "model"
-    elif not (path / "config.json").is_file():
+        return path / "model"
+    if not (path / "config.json").is_file():
         raise UserError(f"'{ref}' is neither a zoo run directory nor a model directory with config.json")
-    if domain is not None:
-        check_model_dir(path, domain, allow_foreign)
     return path
 
 
