@@ -20,7 +20,8 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,8 +267,7 @@ class Engine:
         with _Progress(plan, start, self.is_main and not self.quiet) as bar:
             model.train()
             window = _Window()
-            for step in range(start, plan.steps):
-                batch = plan.collate(plan.batch(step), step_seed(plan.seed, step))
+            for step, batch in self._batches(plan, start):
                 lr = self.cfg.lr * schedule(step)
                 last_loss = self._step(model, optimizer, batch, plan, lr)
                 units = plan.units(batch)
@@ -297,6 +297,30 @@ class Engine:
         self.wait()
         return FitResult(self.acc.unwrap_model(model), plan.steps, float(last_loss), units_seen)
 
+    def _batches(self, plan: Plan, start: int) -> Iterator[tuple[int, Batch]]:
+        """(step, collated global batch) from `start` on. For packed pretraining the next batch is
+        collated in a background thread while the current step runs (collation is a pure function of the
+        step, and on a GPU it would otherwise leave the device idle); on CUDA it comes in pinned memory so
+        the copy to the device does not block."""
+        import torch
+
+        def make(step: int) -> Batch:
+            batch = plan.collate(plan.batch(step), step_seed(plan.seed, step))
+            if self.device.type == "cuda":
+                batch = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            return batch
+
+        if not plan.packed:  # fine-tuning collates through tokenizers shared with evaluation: stay serial
+            for step in range(start, plan.steps):
+                yield step, make(step)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-collate") as pool:
+            pending = pool.submit(make, start) if start < plan.steps else None
+            for step in range(start, plan.steps):
+                batch = pending.result()
+                pending = pool.submit(make, step + 1) if step + 1 < plan.steps else None
+                yield step, batch
+
     def _setup_model(self, model: Any, plan: Plan) -> Any:
         """On the device, with the attention implementation for packed blocks and, if asked, compiled
         (in place: the state dict keeps its keys)."""
@@ -317,7 +341,10 @@ class Engine:
         mine = _rows(batch, rank * per * accum, (rank + 1) * per * accum)
         totals = torch.zeros(2, device=self.device)
         for m in range(accum):
-            micro = {k: v.to(self.device) for k, v in _rows(mine, m * per, (m + 1) * per).items()}
+            micro = {
+                k: v.to(self.device, non_blocking=True)
+                for k, v in _rows(mine, m * per, (m + 1) * per).items()
+            }
             sync = m == accum - 1
             with nullcontext() if sync else self.acc.no_sync(model), self.acc.autocast():
                 loss_sum, count = plan.loss(model, micro)
