@@ -92,15 +92,29 @@ def token_loss_sum(
     The sum form lets a trainer divide by the labelled-token count of the whole global batch
     (gradient accumulation, several processes) instead of averaging per-micro-batch means.
     """
-    mask = batch["attention_mask"]
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=model_mask(model, batch["attention_mask"]),
+        position_ids=batch["position_ids"],
+    )
+    return logits_loss_sum(out.logits, batch["labels"], causal)
+
+
+def model_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
+    """The additive attention mask in the model's dtype."""
     dtype = _model_dtype(model)
     if mask.is_floating_point() and mask.dtype != dtype:
         # A half-precision model without autocast needs the mask in its dtype: with a float32 mask
         # BERT's eager attention fails, and CUDA SDPA silently returns NaN (seen on torch 2.11, H200).
         # Clamp first so "blocked" stays the finite minimum instead of overflowing to -inf.
         mask = mask.clamp(min=torch.finfo(dtype).min).to(dtype)
-    out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
-    logits, labels = out.logits, batch["labels"]
+    return mask
+
+
+def logits_loss_sum(
+    logits: torch.Tensor, labels: torch.Tensor, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token cross entropies, number of labelled tokens) from a forward pass's logits."""
     if causal:
         logits, labels = logits[:, :-1], labels[:, 1:]
     total = F.cross_entropy(
