@@ -51,7 +51,7 @@ DOMAIN = Domain(
     pretrain_defaults={
         "tokenizer.vocab_size": 4000,
         "data.seq_len": 128,
-        "train.max_steps": 300,
+        "train.max_steps": 250,
         "train.batch_size": 16,
         "train.lr": 1e-3,
     },

@@ -5,7 +5,7 @@ and punycode prefixes whole), a BERT encoder pretrained with the `urlbert` objec
 contrastive learning + token-level virtual adversarial training, each term weighted and switchable off),
 benchmarked on phishing-URL detection: PhishCrawl (F1 of the malicious class, accuracy, ROC-AUC) and
 PhiUSIIL (a sanity task: its legitimate URLs are all bare homepages). The embedded default is a 4-layer,
-256-wide encoder with a 2k vocabulary on generated URLs.
+128-wide encoder with a 2k vocabulary on generated URLs (URLs are short: 64-token blocks).
 """
 
 from pathlib import Path
@@ -20,10 +20,10 @@ DOMAIN = Domain(
     model=ModelSpec(
         family="bert",
         config={
-            "hidden_size": 256,
+            "hidden_size": 128,
             "num_hidden_layers": 4,
             "num_attention_heads": 4,
-            "intermediate_size": 1024,
+            "intermediate_size": 512,
             "max_position_embeddings": 512,
         },
     ),
@@ -53,7 +53,7 @@ DOMAIN = Domain(
     sample_dir=Path(__file__).parent / "samples" / "url",
     pretrain_defaults={
         "tokenizer.vocab_size": 2000,
-        "data.seq_len": 128,
+        "data.seq_len": 64,
         "train.max_steps": 300,
         "train.batch_size": 16,
         "train.lr": 1e-3,

@@ -142,7 +142,8 @@ def _comment_index(path: Path, db: sqlite3.Connection) -> None:
     for lineno, row in _rows(path):
         if "PostId" not in row or "Text" not in row:
             raise UserError(f"{path}:{lineno}: a comment row needs PostId and Text attributes")
-        batch.append((row["PostId"], lineno, row["Text"]))
+        order = row.get("Id", "")
+        batch.append((row["PostId"], int(order) if order.isdigit() else lineno, row["Text"]))
         if len(batch) >= 10_000:
             db.executemany("INSERT INTO comments VALUES (?, ?, ?)", batch)
             batch.clear()

@@ -110,7 +110,10 @@ def benign(rng: random.Random) -> str:
     if form == 2:
         return f"{scheme}://{host}/{rng.choice(SECTIONS)}?id={rng.randrange(100, 99999)}&page={rng.randrange(1, 9)}"
     if form == 3:
-        return f"{scheme}://{host}/{rng.choice(SECTIONS)}/{slug(rng, 2)}.html"
+        anchor = f"#{rng.choice(WORDS)}" if rng.random() < 0.5 else ""
+        return f"{scheme}://{host}/{rng.choice(SECTIONS)}/{slug(rng, 2).replace('-', '_')}.html{anchor}"
+    if form == 4 and rng.random() < 0.3:
+        return f"{scheme}://{host}/~{rng.choice(WORDS)}/{rng.choice(SECTIONS)}/"
     return f"{scheme}://{host}/search?q={rng.choice(WORDS)}+{rng.choice(WORDS)}&lang=en"
 
 
