@@ -412,3 +412,18 @@ def test_sample_generators_are_deterministic(script: str, files: int, tmp_path: 
     assert len(produced) == files
     for rel in produced:
         assert (tmp_path / rel).read_bytes() == (samples / rel).read_bytes(), rel
+
+
+def test_task_corpus_writes_train_texts_without_labels(tmp_path: Path) -> None:
+    import json
+
+    from zoo.task_corpus import main
+
+    out = tmp_path / "so.jsonl"
+    assert main(["stackoverflow", "--data", str(SO.sample_dir), "--out", str(out)]) == 0
+    docs = [json.loads(line)["text"] for line in out.read_text().splitlines()]
+    assert len(docs) == 400 + 240  # so_ner train sentences + question-quality train questions
+    assert not any("B-" in d or d.endswith(("HQ", "LQ")) for d in docs)
+    assert list(read_corpus(CorpusSpec("text"), [out])) == docs
+    assert main(["stackoverflow", "--data", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert out.is_file() and not (tmp_path / ".so.jsonl.tmp").exists()
