@@ -694,3 +694,6 @@ TOKEN_FORMATS: dict[str, Loader] = {"iob": _load_iob}
 TEXT_FORMATS: dict[str, Loader] = {"csv": _load_csv, "jsonl": _load_jsonl, "pubmedqa": _load_pubmedqa}
 MULTI_LABEL_FORMATS: dict[str, Loader] = {"csv": _load_multi_label_csv, "jsonl": _load_multi_label_jsonl}
 CHOICE_FORMATS: dict[str, Loader] = {"csv": _load_choice_csv, "jsonl": _load_choice_jsonl}
+
+read_csv_records = _read_csv
+"""Public name of the CSV reader for domain loaders (`pkg.module:func`): (header, [(line, fields)])."""

@@ -8,6 +8,11 @@ Built-in formats (CorpusSpec.format):
   become N (option `iupac: keep` keeps them), and each record is cut into windows of `window`
   bases (default 2048) every `stride` bases (default = window: no overlap; smaller = overlap).
   Windows with more than `max_n_fraction` N (default 0.5: assembly gaps) are skipped.
+- "stackexchange": a Stack Exchange data dump's Posts.xml (streamed; HTML stripped, code kept
+  verbatim; option `comments: true` appends each post's comments from the Comments.xml beside it, see
+  `zoo.stackexchange`), and .txt/.jsonl files read as "text" (option `field`).
+- "urls": one URL per line (.txt), or the URL column of a .csv (option `column`, default `url`); each URL
+  checked (non-empty, no control characters, see `zoo.urls`).
 - "pkg.module:func": a third-party reader, called as func(path, **options) for each given path and
   yielding str documents.
 Every built-in reads .gz transparently. A directory stands for the matching files inside it,
@@ -31,12 +36,17 @@ from typing import IO, Any
 from zoo.domain import CorpusSpec
 from zoo.errors import UserError, did_you_mean
 
-BUILTIN_FORMATS = ("text", "fasta")
+BUILTIN_FORMATS = ("text", "fasta", "stackexchange", "urls")
 TEXT_SUFFIXES = (".txt", ".jsonl")
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".frn", ".seq")
 GENBANK_SUFFIXES = (".gb", ".gbk", ".genbank")
 IUPAC_CODES = "RYKMSWBDHV"
-_OPTIONS = {"text": ("field",), "fasta": ("window", "stride", "iupac", "max_n_fraction")}
+_OPTIONS = {
+    "text": ("field",),
+    "fasta": ("window", "stride", "iupac", "max_n_fraction"),
+    "stackexchange": ("comments", "field"),
+    "urls": ("column",),
+}
 # Letters a DNA record may hold (either case); anything else is an error naming record and position.
 _INVALID_DNA = re.compile(f"[^ACGTN{IUPAC_CODES}acgtn{IUPAC_CODES.lower()}]")
 _TO_N = str.maketrans({c: "N" for c in IUPAC_CODES})
@@ -185,6 +195,23 @@ def _read_text_file(path: Path, field: str) -> Iterator[str]:
         raise UserError(f"cannot read {path}: {exc}") from None
 
 
+_OTHER_DUMP_TABLES = ("comments", "users", "badges", "votes", "posthistory", "postlinks", "tags")
+
+
+def _stackexchange_docs(files: Sequence[Path], options: Mapping[str, Any]) -> Iterator[str]:
+    from zoo.stackexchange import read_posts
+
+    comments = options.get("comments", False)
+    if not isinstance(comments, bool):
+        raise UserError(f"corpus option comments must be true or false, got {comments!r}")
+    for f in files:
+        if _suffix(f) == ".xml":
+            if f.stem.lower() not in _OTHER_DUMP_TABLES:  # a dump folder: read its posts only
+                yield from read_posts(f, comments=comments)
+        else:
+            yield from _read_text_file(f, options.get("field", "text"))
+
+
 # --------------------------------------------------------------------------- fasta / genbank
 
 
@@ -323,10 +350,18 @@ def read_corpus(spec: CorpusSpec, paths: Sequence[Path | str]) -> Iterator[str]:
             "(or 'package.module:function')"
         )
     _check_options(fmt, options)
+    files: list[Path] = []  # sniffed below: the text and FASTA readers; the others check their own format
     if fmt == "text":
         field = options.get("field", "text")
         files = _expand(paths, TEXT_SUFFIXES)
         docs = (doc for f in files for doc in _read_text_file(f, field))
+    elif fmt == "stackexchange":
+        docs = _stackexchange_docs(_expand(paths, (".xml", *TEXT_SUFFIXES)), options)
+    elif fmt == "urls":
+        from zoo.urls import read_urls
+
+        column = str(options.get("column", "url"))
+        docs = (doc for f in _expand(paths, (".txt", ".csv")) for doc in read_urls(f, column))
     else:
         window, stride, iupac, max_n = _fasta_options(options)
         files = _expand(paths, FASTA_SUFFIXES + GENBANK_SUFFIXES)

@@ -96,14 +96,34 @@ def token_loss_sum(
     The sum form lets a trainer divide by the labelled-token count of the whole global batch
     (gradient accumulation, several processes) instead of averaging per-micro-batch means.
     """
-    # A half-precision model without autocast needs a dense mask in its dtype: with a float32 mask BERT's
-    # eager attention fails, and CUDA SDPA silently returns NaN (seen on torch 2.11, H200). Under autocast
-    # the model's parameters stay float32 and so does the mask.
-    mask = batch.get("attention_mask")  # an objective may collate its own mask (older plug-ins do)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=model_mask(model, batch, causal),
+        position_ids=batch["position_ids"],
+    )
+    return logits_loss_sum(out.logits, batch["labels"], causal)
+
+
+def model_mask(model: Any, batch: Mapping[str, torch.Tensor], causal: bool) -> Any:
+    """The attention mask of a packed batch in the form `model` takes: built from `doc_ids` (a BlockMask
+    for flex attention, else the additive mask in the model's dtype), or the batch's own additive mask
+    (an objective may collate one; older plug-ins do) cast to the model's dtype."""
+    dtype = _model_dtype(model)
+    mask = batch.get("attention_mask")
     if mask is None:
-        mask = attention_mask_for(model, batch["doc_ids"], causal, _model_dtype(model))
-    out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
-    logits, labels = out.logits, batch["labels"]
+        return attention_mask_for(model, batch["doc_ids"], causal, dtype)
+    if mask.is_floating_point() and mask.dtype != dtype:
+        # A half-precision model without autocast needs the mask in its dtype: with a float32 mask
+        # BERT's eager attention fails, and CUDA SDPA silently returns NaN (seen on torch 2.11, H200).
+        # Clamp first so "blocked" stays the finite minimum instead of overflowing to -inf.
+        mask = mask.clamp(min=torch.finfo(dtype).min).to(dtype)
+    return mask
+
+
+def logits_loss_sum(
+    logits: torch.Tensor, labels: torch.Tensor, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token cross entropies, number of labelled tokens) from a forward pass's logits."""
     if causal:
         logits, labels = logits[:, :-1], labels[:, 1:]
     total = F.cross_entropy(

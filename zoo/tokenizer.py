@@ -8,6 +8,7 @@ Importing this module is cheap: `tokenizers`/`transformers` are imported inside 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -19,8 +20,20 @@ from zoo.errors import UserError, did_you_mean
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("wordpiece", "bpe", "unigram", "kmer", "char")
-NORMALIZER_STEPS = ("bert_clean", "nfd", "nfc", "nfkd", "nfkc", "strip_accents", "lowercase", "uppercase")
-PRE_TOKENIZERS = ("bert", "whitespace", "metaspace", "byte_level", "none", "kmer", "char")
+NORMALIZER_STEPS = (
+    "bert_clean",
+    "nfd",
+    "nfc",
+    "nfkd",
+    "nfkc",
+    "strip_accents",
+    "lowercase",
+    "uppercase",
+    "metaspace",
+)
+PRE_TOKENIZERS = ("bert", "whitespace", "metaspace", "byte_level", "none", "kmer", "char", "regex")
+SPACE_MARKER = "▁"  # SentencePiece's visible space (U+2581)
+BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))  # SentencePiece byte-fallback pieces
 POST_PROCESSORS = ("bert", "bos_eos", "bos", "eos", "none")
 SPECIAL_ROLES = ("pad", "unk", "cls", "sep", "mask", "bos", "eos")
 IUPAC_POLICIES = ("map_to_n", "keep")
@@ -50,6 +63,11 @@ class TokenizerRecipe:
     (0, 1, …). `normalizer` is an ordered list of steps; `iupac` is the DNA policy for ambiguity codes.
     `k`/`alphabet` only apply to algorithm 'kmer', whose vocabulary is fixed (see `kmer_vocab_size`).
     `atomic_tokens` are added whole and never split or normalised (e.g. de-identification placeholders).
+    `byte_fallback` (bpe only): the 256 byte pieces <0x00>..<0xFF> are part of the vocabulary (within
+    `vocab_size`), so a character the merges never saw is spelled in UTF-8 bytes instead of <unk>.
+    `pattern` (pre_tokenizer 'regex' only): every match is a piece of its own, and so is each run of text
+    between matches; merges never cross a piece edge. The normaliser step 'metaspace' is SentencePiece's
+    space handling: every space becomes '▁' and one '▁' is prepended, so decoding restores the spaces.
     """
 
     name: str
@@ -66,6 +84,8 @@ class TokenizerRecipe:
     alphabet: str = "ACGT"
     iupac: str | None = None
     atomic_tokens: tuple[str, ...] = ()
+    byte_fallback: bool = False
+    pattern: str | None = None
     source: str = field(default="<recipe>", compare=False)  # where it was loaded from, for messages
 
     def __post_init__(self) -> None:
@@ -144,6 +164,28 @@ class TokenizerRecipe:
             )
         elif self.algorithm == "wordpiece" and self.pre_tokenizer not in ("bert", "whitespace"):
             raise self._fail("algorithm 'wordpiece' needs pre_tokenizer bert or whitespace")
+        self._validate_pieces()
+
+    def _validate_pieces(self) -> None:
+        if not isinstance(self.byte_fallback, bool):
+            raise self._fail(f"byte_fallback must be true or false, got {self.byte_fallback!r}")
+        if self.byte_fallback and self.algorithm != "bpe":
+            raise self._fail("byte_fallback only applies to algorithm 'bpe'")
+        if self.byte_fallback and self.vocab_size <= len(BYTE_TOKENS) + len(self.special_tokens):
+            raise self._fail(f"vocab_size must exceed the {len(BYTE_TOKENS)} byte pieces of byte_fallback")
+        if (self.pre_tokenizer == "regex") != (self.pattern is not None):
+            raise self._fail(
+                "pattern goes with pre_tokenizer: regex, and pre_tokenizer: regex needs a pattern"
+            )
+        if self.pattern is not None:
+            from tokenizers import Regex  # Oniguruma syntax (\p{L} …), which Python's re lacks
+
+            try:
+                Regex(self.pattern)
+            except Exception as exc:
+                raise self._fail(f"pattern {self.pattern!r} is not a regular expression ({exc})") from None
+        if "metaspace" in self.normalizer and self.pre_tokenizer in ("bert", "whitespace", "metaspace"):
+            raise self._fail(f"normalizer step metaspace cannot go with pre_tokenizer {self.pre_tokenizer}")
 
     @property
     def kmer_vocab_size(self) -> int:
@@ -217,7 +259,9 @@ def _normalizer(recipe: TokenizerRecipe) -> Any:
 
     steps: list[Any] = []
     for step in recipe.normalizer:
-        if step == "bert_clean":
+        if step == "metaspace":
+            steps.extend([n.Prepend(SPACE_MARKER), n.Replace(" ", SPACE_MARKER)])
+        elif step == "bert_clean":
             steps.append(
                 n.BertNormalizer(
                     clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
@@ -253,6 +297,8 @@ def _pre_tokenizer(recipe: TokenizerRecipe) -> Any:
         return p.Split(Regex(f"[{recipe.alphabet}]{{{recipe.k}}}|[\\s\\S]"), behavior="isolated")
     if kind == "char":
         return p.Split(Regex(r"[\s\S]"), behavior="isolated")
+    if kind == "regex":
+        return p.Split(Regex(recipe.pattern), behavior="isolated")
     return {
         "bert": p.BertPreTokenizer,
         "whitespace": p.Whitespace,
@@ -271,7 +317,16 @@ def _decoder(recipe: TokenizerRecipe) -> Any:
         return d.Metaspace(replacement="▁", prepend_scheme="always")
     if recipe.pre_tokenizer == "byte_level":
         return d.ByteLevel()
-    return d.Fuse()  # kmer, char, DNA bpe: pieces concatenate with nothing in between
+    # Pieces concatenate (kmer, char, DNA bpe, regex); byte pieces first become their characters, and the
+    # SentencePiece space marker turns back into spaces less the one prepended.
+    steps = [d.Replace(SPACE_MARKER, " ")] if "metaspace" in recipe.normalizer else []
+    steps += [d.ByteFallback()] if recipe.byte_fallback else []
+    steps.append(d.Fuse())
+    if "metaspace" in recipe.normalizer:
+        steps.append(d.Strip(content=" ", left=1, right=0))
+    return (
+        d.Sequence(steps) if len(steps) > 1 else steps[0]
+    )  # kmer, char, DNA bpe: pieces concatenate with nothing in between
 
 
 def _post_processor(recipe: TokenizerRecipe, tok: Any) -> Any:
@@ -364,7 +419,7 @@ def train_tokenizer(
 
             alphabet = pre_tokenizers.ByteLevel.alphabet()
         trainer = trainers.BpeTrainer(
-            vocab_size=size,
+            vocab_size=size - (len(BYTE_TOKENS) if recipe.byte_fallback else 0),
             min_frequency=recipe.min_frequency,
             special_tokens=specials,
             initial_alphabet=alphabet,
@@ -395,6 +450,8 @@ def train_tokenizer(
     if trainer is not None:
         counter = [0]
         tok.train_from_iterator(_counted(texts, counter), trainer=trainer)
+        if recipe.byte_fallback:
+            tok = _with_byte_pieces(tok)
         if counter[0] == 0:
             raise UserError(
                 f"no training text for tokenizer recipe '{recipe.name}' (the corpus yielded no documents)"
@@ -428,6 +485,19 @@ def train_tokenizer(
         model_input_names=inputs,
         **role_kwargs,
     )
+
+
+def _with_byte_pieces(tok: Any) -> Any:
+    """The trained BPE with the 256 byte pieces appended to its vocabulary and byte fallback switched on
+    (`tokenizers` trains BPE without them; SentencePiece counts them in the vocabulary, and so do we)."""
+    from tokenizers import Tokenizer
+
+    data = json.loads(tok.to_str())
+    vocab = data["model"]["vocab"]
+    for piece in BYTE_TOKENS:
+        vocab.setdefault(piece, len(vocab))
+    data["model"]["byte_fallback"] = True
+    return Tokenizer.from_str(json.dumps(data))
 
 
 # --------------------------------------------------------------------------- whole-word masking support

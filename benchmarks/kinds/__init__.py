@@ -65,8 +65,9 @@ class TaskKind(Protocol):
         ...
 
     def predict(self, model: Any, batch: Mapping[str, torch.Tensor]) -> list[Any]:
-        """One prediction per row of `batch`: a class id; for token tasks the list of ids of the scored
-        (word-first) sub-tokens; for multi-label tasks the tuple of predicted label ids."""
+        """One prediction per row of `batch`: a class id, or the list of class scores whose arg-max is the
+        class (sequence classification, so `score` can rank: ROC-AUC); for token tasks the list of ids of
+        the scored (word-first) sub-tokens; for multi-label tasks the tuple of predicted label ids."""
         ...
 
     def score(

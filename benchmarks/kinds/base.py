@@ -99,6 +99,15 @@ def class_loss(model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Ten
     return total, torch.tensor(labels.numel(), device=labels.device)
 
 
+def class_scores(model: Any, batch: Mapping[str, torch.Tensor]) -> list[list[float]]:
+    """Each example's class probabilities (softmax over the logits, in float32): the arg-max is the
+    predicted class, and the scores feed ranking metrics such as ROC-AUC."""
+    import torch
+
+    with torch.no_grad():
+        return model(**model_inputs(batch)).logits.float().softmax(-1).tolist()
+
+
 def class_predict(model: Any, batch: Mapping[str, torch.Tensor]) -> list[int]:
     """The arg-max class id of each example."""
     import torch

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zoo.benchmarks.kinds.base import BaseKind, class_loss, class_predict, pad_inputs
+from zoo.benchmarks.kinds.base import BaseKind, class_loss, class_scores, pad_inputs
 from zoo.benchmarks.tasks import TEXT_FORMATS, TextExample, sorted_labels
 from zoo.domain import TaskSpec
 
@@ -27,7 +27,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str | Non
 class SequenceClassification(BaseKind):
     name = "sequence_classification"
     head = "sequence_classification"
-    metrics = ("accuracy", "macro_f1", "micro_f1", "mcc", "f1")
+    metrics = ("accuracy", "macro_f1", "micro_f1", "mcc", "f1", "roc_auc")
     metric_options = frozenset({"average", "pos_label"})
     example_type = TextExample
     formats = TEXT_FORMATS
@@ -57,16 +57,26 @@ class SequenceClassification(BaseKind):
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return class_loss(model, batch)
 
-    def predict(self, model: Any, batch: Mapping[str, torch.Tensor]) -> list[int]:
-        return class_predict(model, batch)
+    def predict(self, model: Any, batch: Mapping[str, torch.Tensor]) -> list[list[float]]:
+        """Each row's class probabilities (the class is their arg-max), so `score` can rank by them."""
+        return class_scores(model, batch)
 
     def score(
         self, task: TaskSpec, examples: Sequence[Any], predictions: Sequence[Any], labels: Sequence[str]
     ) -> dict[str, float]:
+        """`predictions` are class probabilities (from `predict`) or bare class ids; ROC-AUC needs the former."""
         self.check(examples, "score")
-        return self.compute(task, [labels[p] for p in predictions], [e.label for e in examples])
+        scored = all(isinstance(p, (list, tuple)) for p in predictions)
+        ids = [max(range(len(p)), key=p.__getitem__) if scored else p for p in predictions]
+        extra = {"scores": [list(p) for p in predictions], "classes": list(labels)} if scored else {}
+        return self.compute(task, [labels[i] for i in ids], [e.label for e in examples], **extra)
 
     def missing_hint(self, missing: Sequence[str]) -> str:
+        if "roc_auc" in missing:
+            return (
+                "; 'roc_auc' needs class scores and both classes among the references (binary: the class "
+                "pos_label, or '1'; more classes: every class present)"
+            )
         if "f1" in missing:
             return (
                 "; 'f1' of labels other than 0/1 needs the metric option pos_label (binary F1 of that class) "

@@ -15,7 +15,7 @@ reports micro-F1, which equals accuracy, and macro-F1).
 
 import datasets
 import evaluate
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
 _DESCRIPTION = "Accuracy, macro-F1, micro-F1 and MCC for single-label classification (scikit-learn)."
 
@@ -25,8 +25,12 @@ Args:
     references: gold labels (list[str]).
     average: optional scikit-learn average for `f1` ("binary", "macro", ...); default: binary on 0/1 labels.
     pos_label: positive class for average="binary" (default "1"); giving one implies average="binary".
+    scores: optional class scores per example (list[list[float]], columns in the order of `classes`).
+    classes: the class names of the score columns.
 Returns:
-    dict of floats: accuracy, macro_f1, micro_f1, mcc (+ f1).
+    dict of floats: accuracy, macro_f1, micro_f1, mcc (+ f1) (+ roc_auc when scores are given: of the
+    positive class (pos_label, or "1") for two classes, else one-vs-rest macro; absent when a class it
+    needs is missing from the references, where ROC-AUC is undefined).
 """
 
 _CITATION = """\
@@ -47,7 +51,7 @@ class Classification(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, average=None, pos_label=None):
+    def _compute(self, predictions, references, average=None, pos_label=None, scores=None, classes=None):
         out = {
             "accuracy": float(accuracy_score(references, predictions)),
             # zero_division=0: a class never predicted contributes F1 0 (the usual, pessimistic convention).
@@ -67,4 +71,22 @@ class Classification(evaluate.Metric):
             )
         elif average is not None:
             out["f1"] = float(f1_score(references, predictions, average=average, zero_division=0))
+        if scores is not None:
+            auc = _roc_auc(references, scores, [str(c) for c in classes], pos_label)
+            if auc is not None:
+                out["roc_auc"] = auc
         return out
+
+
+def _roc_auc(references, scores, classes, pos_label):
+    """ROC-AUC from class scores: binary on the positive class's column, else one-vs-rest macro."""
+    present = set(references)
+    if len(classes) == 2:
+        positive = str(pos_label) if pos_label is not None else "1"
+        if positive not in classes or len(present & set(classes)) < 2:
+            return None
+        column = classes.index(positive)
+        return float(roc_auc_score([r == positive for r in references], [s[column] for s in scores]))
+    if not set(classes) <= present:
+        return None
+    return float(roc_auc_score(references, scores, multi_class="ovr", average="macro", labels=classes))
