@@ -551,7 +551,7 @@ def inference_flops(model: nn.Module, seq_len: int) -> dict[str, float]:
 
 
 def kernel_path(model: nn.Module) -> str:
-    """The sparse-LoRA path the DSEE layers' last forward ran ('reference', 'triton', 'cublas-gather', …;
+    """The sparse-LoRA path the DSEE layers' last forward ran ('reference', 'triton', 'lowrank/autograd', …;
     'mixed' if they differ; see zoo.adapters.kernels.dispatch).
 
     Before any forward: 'triton' where the fused paths can run (CUDA), else 'reference'.

@@ -21,7 +21,7 @@ class SparseLoRALinear(nn.Module):
     """
 
     last_backend: str | None = None
-    """The path the last eager forward ran (see :mod:`.dispatch`: ``triton``, ``cublas-gather``, …,
+    """The path the last eager forward ran (see :mod:`.dispatch`: ``triton``, ``lowrank/cublas``, …,
     ``reference``), None before one."""
 
     def __init__(

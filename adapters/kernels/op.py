@@ -42,7 +42,7 @@ def _backward_impl(
     v: Tensor,
     need_bias: bool,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
-    # the same key as the forward's, so the same (cached) path
+    # inside the custom op (torch.compile): the same key as the forward's, so the same (cached) path
     path = dispatch.choose(x, weight, None, lora_A, lora_B, scaling, sparse_index, sparse_values)
     return dispatch.backward(
         path, dy, x, weight, lora_A, lora_B, scaling, sparse_index, sparse_values, v, need_bias
@@ -146,8 +146,11 @@ class _EagerSparseLoRA(torch.autograd.Function):
     torch.compile; under compile the registered custom ops are traced instead."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values):
-        y, v = _forward_impl(x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+    def forward(ctx, x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values, path):
+        # `path` is the caller's pick: choosing it again here and in the backward would repeat host
+        # work on every call, which is what bounds these layers on a GPU
+        y, v = dispatch.forward(path, x, weight, bias, lora_A, lora_B, scaling, sparse_index, sparse_values)
+        ctx.path = path
         ctx.scaling = scaling
         ctx.bias_dtype = None if bias is None else bias.dtype
         ctx.save_for_backward(x, weight, lora_A, lora_B, sparse_index, sparse_values, v)
@@ -157,12 +160,22 @@ class _EagerSparseLoRA(torch.autograd.Function):
     def backward(ctx, dy):
         x, weight, lora_A, lora_B, sparse_index, sparse_values, v = ctx.saved_tensors
         need_bias = ctx.bias_dtype is not None and ctx.needs_input_grad[2]
-        dx, d_a, d_b, d_vals, d_bias = _backward_impl(
-            dy.contiguous(), x, weight, lora_A, lora_B, ctx.scaling, sparse_index, sparse_values, v, need_bias
+        dx, d_a, d_b, d_vals, d_bias = dispatch.backward(
+            ctx.path,
+            dy.contiguous(),
+            x,
+            weight,
+            lora_A,
+            lora_B,
+            ctx.scaling,
+            sparse_index,
+            sparse_values,
+            v,
+            need_bias,
         )
         if d_bias is not None:
             d_bias = d_bias.to(ctx.bias_dtype)
-        return dx, None, d_bias, d_a, d_b, None, None, d_vals
+        return dx, None, d_bias, d_a, d_b, None, None, d_vals, None
 
 
 def _check_shapes(x, weight, bias, lora_A, lora_B, sparse_index, sparse_values) -> None:
@@ -259,4 +272,4 @@ def linear_2d(
         return composed.autograd_lora(x2, weight, bias, lora_A, lora_B, scaling)
     if torch.compiler.is_compiling():
         return _forward_op(*args)[0]
-    return _EagerSparseLoRA.apply(*args)
+    return _EagerSparseLoRA.apply(*args, path)
