@@ -34,16 +34,15 @@ import torch.nn.functional as F
 
 from zoo.config import bounded
 from zoo.errors import UserError
-from zoo.objectives import MaskedLM, Objective, _generator, logits_loss_sum, model_mask
+from zoo.objectives import MaskedLM, MLMOptions, Objective, _generator, logits_loss_sum, model_mask
 from zoo.packing import stack_blocks
 
 
 @dataclass
-class URLBertOptions:
-    """`objective.*` keys of urlbert (ranges checked when the config is built)."""
+class URLBertOptions(MLMOptions):
+    """`objective.*` keys of urlbert: mlm's (mask_prob, whole_word) and the two extra terms' (ranges
+    checked when the config is built)."""
 
-    mask_prob: float = bounded(0.15, gt=0.0, lt=1.0)
-    """Share of the candidate tokens chosen for the MLM term."""
     whole_word: bool = False
     """Mask whole words (URLs have few; sub-tokens by default)."""
     mlm_weight: float = bounded(1.0, ge=0.0)
