@@ -32,10 +32,11 @@ weights by `load_adapter(base, dir)`:
                               (nnz,) = S2, "<target>.sparse_index" (2, nnz) rows/cols, "<head>.<param>",
                               "<module>.prune_mask" = the keep-mask as numpy packbits (uint8, row-major)
 `export_merged(model, dir)` writes a plain transformers checkpoint (`save_pretrained`) that loads with
-`from_pretrained` of the same class: W ← mask ⊙ (W + ΔW), removed heads padded back as zeros. Non-adapted
-layers and removed heads are exact; in adapted layers the update at pruned positions is dropped (the
-official model keeps a separate dense branch there, which would destroy the sparsity), so that the
-checkpoint keeps exactly its zeros.
+`from_pretrained` of the same class and computes exactly what the trained DSEE model computes:
+W ← (mask ⊙ W) + ΔW, removed heads padded back as zeros. Non-adapted layers keep their pruning zeros; adapted
+layers become dense, because ΔW = (alpha/r)·(B A + S2) is dense (the official model keeps it as a separate
+branch beside the sparse W; re-masking the sum would make the published model differ from the scored one).
+The adapter files keep the sparse W and the branch apart for a deployment that wants both.
 """
 
 from __future__ import annotations
@@ -483,14 +484,12 @@ def load_adapter(base_model: nn.Module, directory: str | Path) -> nn.Module:
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
-    """A plain transformers model: DSEE layers merged (W ← mask ⊙ (W + ΔW)), removed heads padded back as
-    zeros."""
+    """A plain transformers model computing what `model` does: DSEE layers merged (W ← (mask ⊙ W) + ΔW; `prune`
+    already zeroed W in place), removed heads padded back as zeros."""
     merged = copy.deepcopy(_unwrap(model))
     with torch.no_grad():
         for name, m in dsee_layers(merged).items():
             w = m.weight.float() if m.merged else m.weight.float() + m.delta_weight()
-            if m.prune_mask is not None:
-                w = w * m.prune_mask
             linear = nn.Linear(
                 m.in_features,
                 m.out_features,
@@ -513,7 +512,7 @@ def merged_copy(model: nn.Module) -> nn.Module:
 
 
 def export_merged(model: nn.Module, directory: str | Path) -> None:
-    """`save_pretrained` of the merged, pruned model: loads with `from_pretrained` and keeps its zeros."""
+    """`save_pretrained` of the merged, pruned model: loads with `from_pretrained`, gives the trained logits."""
     merged_copy(model).save_pretrained(str(directory))
 
 

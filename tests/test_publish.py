@@ -329,11 +329,6 @@ def test_leaderboard_push_uploads_readme_html_json_parquet(
         push_leaderboard("bad//id", db=runs["db"], folder=tmp_path / "b2")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/dsee.py merged_copy computes mask ⊙ (W + ΔW) while the trained DSEE layer computes "
-    "(mask ⊙ W) x + ΔW x, so the merged export is not the model that was scored (reported, left to the DSEE owner)",
-)
 def test_dsee_merged_export_gives_the_trained_models_logits(runs: dict[str, Any], tmp_path: Path) -> None:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
