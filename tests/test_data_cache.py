@@ -95,8 +95,8 @@ def test_blocks_are_identical_cached_fresh_and_streamed(corpus: Path, tmp_path: 
     domain, cfg = get_domain("biomedical"), _cfg(corpus, "data.eval_fraction=0.1")
     tok = obtain_tokenizer(domain, cfg, None)
     recipe = corpus_recipe(domain, cfg, [corpus], held_out=True)
-    built = prepared(recipe, tok, cache_dir=tmp_path / "cache", num_proc=2)
-    again = prepared(recipe, tok, cache_dir=tmp_path / "cache")
+    built = prepared(recipe, tok, tmp_path / "cache", num_proc=2)
+    again = prepared(recipe, tok, tmp_path / "cache")
     assert again.folder == built.folder and len(list((tmp_path / "cache").iterdir())) == 1
     docs = list(read_documents(recipe))
     for split, held_out in (("train", False), ("eval", True)):
@@ -403,3 +403,36 @@ def test_reading_a_chromosome_holds_it_once_not_in_several_copies(tmp_path: Path
         tracemalloc.stop()
     assert windows == -(-n // 2048)
     assert peak < 4 * n, f"{peak / n:.1f} bytes per base"
+
+
+# ------------------------------------------------------------------------------------ fine-tuning data
+
+
+def test_fine_tuning_rows_are_tokenized_once_and_read_back_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.config import FinetuneConfig, build_config
+    from zoo.files import zoo_home
+    from zoo.finetune import encode_task, load_backbone, read_task
+    from zoo.registry import domain_names, get_domain
+
+    for name in domain_names():
+        domain = get_domain(name)
+        cfg = build_config(FinetuneConfig, overrides=["task.max_length=32"])
+        tok = load_backbone(domain, cfg).tokenizer
+        for task in domain.tasks:
+            data = read_task(domain, task, cfg)
+            fresh = {k: data.kind.encode(tok, xs, data.labels, 32) for k, xs in data.splits.items()}
+            assert encode_task(data, cfg, tok).rows == fresh  # builds the cache
+            with monkeypatch.context() as m:  # a second time: read back, never re-tokenized
+                m.setattr(type(data.kind), "encode", lambda *a, **k: pytest.fail("tokenized again"))
+                assert encode_task(data, cfg, tok).rows == fresh, (name, task.name)
+    cache = zoo_home() / "cache" / "finetune"
+    before = len(list(cache.iterdir()))
+    longer = build_config(FinetuneConfig, overrides=["task.max_length=48"])
+    domain = get_domain("biomedical")
+    data = read_task(domain, domain.tasks[0], longer)
+    tok = load_backbone(domain, longer).tokenizer
+    first = encode_task(data, longer, tok).rows
+    assert len(list(cache.iterdir())) == before + len(data.splits)  # another max_length: new entries
+    for arrow in cache.glob("*/rows/*.arrow"):
+        arrow.write_bytes(arrow.read_bytes()[:100])  # damaged entries are rebuilt, not trusted
+    assert encode_task(data, longer, tok).rows == first

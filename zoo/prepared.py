@@ -38,18 +38,12 @@ from typing import Any
 
 from zoo.domain import CorpusSpec
 from zoo.errors import UserError
-from zoo.files import zoo_home
 from zoo.packing import BLOCK_KEYS, pack_documents
 
 CACHE_FORMAT = 1
 """Bump when the folder layout or the block contents change: older folders are then refused."""
 META = "zoo-prepared.json"
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def default_cache_root() -> Path:
-    """`$ZOO_HOME/cache/prepared` (ZOO_HOME defaults to ~/.zoo)."""
-    return zoo_home() / "cache" / "prepared"
 
 
 # ----------------------------------------------------------------------------------- cache folders
@@ -82,6 +76,30 @@ def cached_folder(folder: Path, make: Callable[[Path], None]) -> Path:
         with atomic_folder(folder) as tmp:
             make(tmp)
     return folder
+
+
+def cached_rows(folder: Path, make: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Encoded rows (plain lists and numbers, as the task kinds make them) kept in `folder` as Arrow:
+    made by `make()` the first time, read back identical afterwards (fine-tuning's tokenize-once cache).
+    A folder that does not read back whole (damaged, another format) is rebuilt: it only ever holds what
+    `make()` recomputes, and the rows are read into memory, so no other reader depends on the files."""
+    from datasets import Dataset, load_from_disk
+
+    try:
+        meta = json.loads((folder / META).read_text())
+        if meta.get("format") == CACHE_FORMAT:
+            rows = load_from_disk(str(folder / "rows")).to_list() if meta["rows"] else []
+            if len(rows) == meta["rows"]:
+                return rows
+    except (OSError, ValueError, KeyError, IndexError):  # absent or damaged: (re)build below
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    rows = make()
+    with atomic_folder(folder) as tmp, _progress_bars(False):
+        if rows:
+            Dataset.from_list(rows).save_to_disk(str(tmp / "rows"))
+        (tmp / META).write_text(json.dumps({"format": CACHE_FORMAT, "rows": len(rows)}))
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- keys
@@ -285,17 +303,11 @@ def _block_features(seq_len: int) -> Any:
 
 
 def prepared(
-    recipe: Recipe,
-    tokenizer: Any,
-    *,
-    cache_dir: str | Path | None = None,
-    num_proc: int = 1,
-    progress: bool = False,
+    recipe: Recipe, tokenizer: Any, cache_dir: Path, *, num_proc: int = 1, progress: bool = False
 ) -> Prepared:
-    """The recipe's blocks from the cache, built first if absent (by this process: see pretrain)."""
+    """The recipe's blocks from `cache_dir/<key>`, built first if absent (see `zoo.pretrain.prepare_data`)."""
     key = recipe.key(tokenizer)
-    folder = Path(cache_dir) if cache_dir else default_cache_root()
-    folder = folder / key
+    folder = cache_dir / key
     if not folder.exists():
         build(recipe, tokenizer, folder, key=key, num_proc=num_proc, progress=progress)
     return load(folder)

@@ -94,7 +94,8 @@ def corpus_recipe(domain: Domain, cfg: PretrainConfig, paths: Sequence[Path], *,
 
 
 def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> PreparedData:
-    """The corpus as packed blocks: from data.prepared, from the cache (built on first use), or streamed."""
+    """The corpus as packed blocks: from data.prepared, from the cache (built on first use, silently:
+    `zoo data prepare` shows progress), or streamed."""
     from zoo.prepared import BlockStream, load, prepared, stream_blocks, tokenizer_fingerprint
 
     if cfg.data.streaming:
@@ -112,13 +113,13 @@ def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Prepare
         check_prepared_fits(main.folder, main.meta, cfg, tokenizer_fingerprint(tokenizer))
     else:
         recipe = corpus_recipe(domain, cfg, corpus_paths(domain, cfg), held_out=True)
-        main = prepared(recipe, tokenizer, cache_dir=cache_root(cfg) / "prepared", num_proc=cfg.data.num_proc)
+        cache = cache_root(cfg) / "prepared"
+        main = prepared(recipe, tokenizer, cache, num_proc=cfg.data.num_proc)
     replay: Sequence[dict[str, Any]] = []
     if cfg.data.replay_corpus and cfg.data.replay_ratio > 0:
         recipe = corpus_recipe(domain, cfg, replay_paths(cfg), held_out=False)
-        replay = prepared(
-            recipe, tokenizer, cache_dir=cache_root(cfg) / "prepared", num_proc=cfg.data.num_proc
-        ).train
+        cache = cache_root(cfg) / "prepared"
+        replay = prepared(recipe, tokenizer, cache, num_proc=cfg.data.num_proc).train
     return PreparedData(main.train, main.eval, replay, main.documents, main.tokens)
 
 
