@@ -77,8 +77,13 @@ def test_loss_falls_and_run_is_complete(tmp_path: Path, corpus: Path) -> None:
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-16", "step-20"]
 
 
-def test_resume_after_kill_reproduces_the_uninterrupted_loss_exactly(tmp_path: Path, corpus: Path) -> None:
-    args = ["pretrain", "biomedical", "--corpus", str(corpus), "--quiet", *TINY, "train.max_steps=12"]
+@pytest.mark.parametrize(
+    "data", [[], ["data.streaming=true", "data.shuffle_buffer=16"]], ids=["cached", "streamed"]
+)
+def test_resume_after_kill_reproduces_the_uninterrupted_loss_exactly(
+    tmp_path: Path, corpus: Path, data: list[str]
+) -> None:
+    args = ["pretrain", "biomedical", "--corpus", str(corpus), "--quiet", *TINY, "train.max_steps=12", *data]
     full = _cli(*args, "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
     # Run the same job in a process that SIGKILLs itself right after its first checkpoint is on disk.

@@ -38,6 +38,10 @@ ConfigFile = Annotated[
 Out = Annotated[
     Path | None, typer.Option("--out", help="Run directory (default: runs/<domain>-<verb>-<time>).")
 ]
+CorpusOption = Annotated[
+    list[Path] | None,
+    typer.Option("--corpus", help="Corpus files or folders (default: the domain's embedded sample)."),
+]
 AllowForeign = Annotated[
     bool,
     typer.Option(
@@ -158,10 +162,7 @@ def pretrain_cmd(
     ] = None,
     overrides: Overrides = None,
     config: ConfigFile = None,
-    corpus: Annotated[
-        list[Path] | None,
-        typer.Option("--corpus", help="Corpus files or folders (default: the domain's embedded sample)."),
-    ] = None,
+    corpus: CorpusOption = None,
     from_model: Annotated[
         str | None,
         typer.Option(
@@ -203,6 +204,43 @@ def pretrain_cmd(
         f"run {run_dir}: {info.get('parameters', 0):,} parameters, final loss {info.get('final_loss', float('nan')):.4f}"
         + (f", held-out perplexity {ppl:.2f}" if ppl else "")
     )
+
+
+data_app = typer.Typer(help="Pretraining data: tokenize and pack a corpus once.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+def data_prepare_cmd(
+    domain: Annotated[str, typer.Argument(help="Domain name (see `zoo domains`).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the prepared data to (absent or empty).")
+    ],
+    overrides: Overrides = None,
+    corpus: CorpusOption = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokenizer", help="Tokenizer folder (default: train the domain's recipe on the corpus)."
+        ),
+    ] = None,
+) -> None:
+    """Tokenize and pack a corpus into memory-mapped blocks; train on them with `zoo pretrain DOMAIN
+    data.prepared=OUT` (any number of runs and processes share the folder).
+
+    Overrides: data.seq_len, data.eval_fraction, data.max_documents, data.num_proc, corpus.*, tokenizer.*."""
+    from zoo.config import PretrainConfig, build_config
+
+    d = _domain(domain, None)
+    extra = list(overrides or [])
+    if corpus:
+        extra.append("data.corpus=" + ",".join(str(p) for p in corpus))
+    if tokenizer:
+        extra.append(f"tokenizer.path={tokenizer}")
+    cfg = build_config(PretrainConfig, d.pretrain_defaults, None, extra)
+    from zoo.pretrain import prepare_folder
+
+    prepare_folder(d, cfg, out, report=_echo)
 
 
 def _method_help() -> str:

@@ -155,11 +155,32 @@ class DataConfig:
     replay_ratio: float = bounded(0.0, ge=0.0, lt=1.0)
     """Share of training blocks drawn from replay_corpus."""
     max_documents: int | None = bounded(None, ge=1)
+    prepared: str | None = None
+    """A folder written by `zoo data prepare` to train from (its blocks and tokenizer) instead of a corpus."""
+    cache_dir: str | None = None
+    """Where corpora are prepared once and reused (tokenized, packed, memory-mapped) and trained tokenizers
+    are kept; None = $ZOO_HOME/cache."""
+    num_proc: int = bounded(1, ge=1)
+    """Processes that tokenize while the cache is built."""
+    streaming: bool = False
+    """Read, tokenize and pack the corpus on the fly (no cache on disk): for corpora larger than the disk."""
+    shuffle_buffer: int = bounded(1000, ge=1)
+    """Streaming: blocks held in the shuffle buffer."""
 
     def validate(self) -> None:
         if self.replay_ratio > 0 and not self.replay_corpus:
             raise UserError(
                 f"data.replay_ratio={self.replay_ratio} needs data.replay_corpus (the corpus to replay)"
+            )
+        if self.prepared and self.corpus:
+            raise UserError(
+                "data.prepared already holds the tokenized corpus: drop --corpus / data.corpus, or drop "
+                "data.prepared to prepare the given corpus"
+            )
+        if self.streaming and (self.prepared or self.replay_corpus):
+            other = "data.prepared" if self.prepared else "data.replay_corpus"
+            raise UserError(
+                f"data.streaming=true reads the corpus on the fly; it cannot be combined with {other}"
             )
 
 

@@ -216,23 +216,26 @@ def _stackexchange_docs(files: Sequence[Path], options: Mapping[str, Any]) -> It
 
 
 def _records(path: Path) -> Iterator[tuple[str, str]]:
-    """(record id, raw sequence) for each FASTA/GenBank record, streamed with biopython."""
+    """(record id, raw sequence) for each FASTA/GenBank record, streamed with biopython. FASTA goes
+    through `SimpleFastaParser`, which hands each sequence over as the one str it joins from the lines
+    (`SeqIO.parse` would build a `Seq` and then a second copy for `str()`)."""
     from Bio import SeqIO
-    from Bio.Seq import UndefinedSequenceError
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     fmt = "genbank" if _suffix(path) in GENBANK_SUFFIXES else "fasta"
     count = 0
     try:
         with _open_text(path) as handle:
-            for record in SeqIO.parse(handle, fmt):
-                try:
-                    seq = str(record.seq)
-                except UndefinedSequenceError:
-                    raise UserError(
-                        f"{fmt} record '{record.id}' in {path} has no sequence (no ORIGIN section)"
-                    ) from None
+            if fmt == "fasta":
+                records = (
+                    (title.split(None, 1)[0] if title else "", seq)
+                    for title, seq in SimpleFastaParser(handle)
+                )
+            else:
+                records = _genbank_sequences(SeqIO.parse(handle, fmt), path)
+            for record_id, seq in records:
                 count += 1
-                yield record.id, seq
+                yield record_id, seq
         if count == 0 and _head(path).strip():
             raise UserError(
                 f"{path} holds text but no {fmt} record (a GenBank record runs from LOCUS through ORIGIN "
@@ -251,8 +254,20 @@ def _records(path: Path) -> Iterator[tuple[str, str]]:
         raise UserError(f"cannot read {path}: {exc}") from None
 
 
-def clean_dna(seq: str, record_id: str, path: Path | str, iupac: str = "map_to_n") -> str:
-    """Validate and normalise one DNA sequence: uppercase, IUPAC codes -> N unless iupac='keep'."""
+def _genbank_sequences(records: Iterable[Any], path: Path) -> Iterator[tuple[str, str]]:
+    from Bio.Seq import UndefinedSequenceError
+
+    for record in records:
+        try:
+            yield record.id, str(record.seq)
+        except UndefinedSequenceError:
+            raise UserError(
+                f"genbank record '{record.id}' in {path} has no sequence (no ORIGIN section)"
+            ) from None
+
+
+def check_dna(seq: str, record_id: str, path: Path | str) -> None:
+    """A UserError naming record and position when `seq` holds a letter that is not DNA (no copy is made)."""
     bad = _INVALID_DNA.search(seq)
     if bad:
         raise UserError(
@@ -260,8 +275,18 @@ def clean_dna(seq: str, record_id: str, path: Path | str, iupac: str = "map_to_n
             f"in {path}: DNA may only hold A C G T N and the IUPAC codes {' '.join(IUPAC_CODES)} "
             "(either case); fix or drop the record"
         )
+
+
+def normalise_dna(seq: str, iupac: str = "map_to_n") -> str:
+    """Uppercase; IUPAC codes -> N unless iupac='keep'."""
     seq = seq.upper()
     return seq.translate(_TO_N) if iupac == "map_to_n" else seq
+
+
+def clean_dna(seq: str, record_id: str, path: Path | str, iupac: str = "map_to_n") -> str:
+    """Validate and normalise one DNA sequence: uppercase, IUPAC codes -> N unless iupac='keep'."""
+    check_dna(seq, record_id, path)
+    return normalise_dna(seq, iupac)
 
 
 def windows(seq: str, window: int, stride: int) -> Iterator[str]:
@@ -274,9 +299,12 @@ def windows(seq: str, window: int, stride: int) -> Iterator[str]:
 
 
 def _read_fasta_file(path: Path, window: int, stride: int, iupac: str, max_n: float) -> Iterator[str]:
+    """Windows of each record. A chromosome is held once, as the parser's string: it is checked in place
+    and each window is normalised on its own (no uppercased or translated copy of the whole record)."""
     for record_id, raw in _records(path):
-        seq = clean_dna(raw, record_id, path, iupac)
-        for chunk in windows(seq, window, stride):
+        check_dna(raw, record_id, path)
+        for chunk in windows(raw, window, stride):
+            chunk = normalise_dna(chunk, iupac)
             if chunk.count("N") <= max_n * len(chunk):
                 yield chunk
 

@@ -26,6 +26,11 @@ def decode_error(path: Path | str, raw: bytes, err: UnicodeDecodeError, start: i
     )
 
 
+def zoo_home() -> Path:
+    """`$ZOO_HOME`, default `~/.zoo`: the leaderboard database and caches (`cache/`) live here."""
+    return Path(os.environ.get("ZOO_HOME") or "~/.zoo").expanduser()
+
+
 def read_text_file(path: Path | str) -> str:
     """The whole file as text: UTF-8 with or without a BOM; anything else names line and byte offset."""
     raw = Path(path).read_bytes()

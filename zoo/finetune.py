@@ -187,10 +187,24 @@ def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig) -> TaskData:
 
 
 def encode_task(data: TaskData, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
-    rows = {
-        name: data.kind.encode(tokenizer, examples, data.labels, cfg.task.max_length)
-        for name, examples in data.splits.items()
-    }
+    """Each split tokenized once: the rows are kept in $ZOO_HOME/cache/finetune under a key of the
+    examples themselves (so the task files and the run's limits), the labels, the tokenizer and max_length."""
+    import hashlib
+
+    from zoo.files import zoo_home
+    from zoo.prepared import cached_rows, digest, tokenizer_fingerprint
+
+    tok = tokenizer_fingerprint(tokenizer)
+    rows = {}
+    for name, examples in data.splits.items():
+        content = hashlib.sha256()
+        for example in examples:
+            content.update(repr(example).encode())
+        key = digest([data.task.type, data.labels, cfg.task.max_length, tok, content.hexdigest()])
+        rows[name] = cached_rows(
+            zoo_home() / "cache" / "finetune" / key,
+            lambda examples=examples: data.kind.encode(tokenizer, examples, data.labels, cfg.task.max_length),
+        )
     return dataclasses.replace(data, rows=rows)
 
 

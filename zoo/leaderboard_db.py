@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAl
 from sqlalchemy.pool import NullPool
 
 from zoo.errors import UserError
+from zoo.files import zoo_home
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
@@ -108,11 +109,6 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v
 
 
 # ---------------------------------------------------------------------------------------------- addressing
-
-
-def zoo_home() -> Path:
-    """`$ZOO_HOME`, default `~/.zoo`: the leaderboard database and caches live here."""
-    return Path(os.environ.get("ZOO_HOME") or "~/.zoo").expanduser()
 
 
 def default_db_path() -> Path:

@@ -8,13 +8,14 @@ corpus), `--resume auto|PATH` exactly where a killed run stopped. Everything a u
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zoo import run as runs
 from zoo.config import PretrainConfig, build_config, check_model_sizes, save_yaml, to_dict
@@ -22,17 +23,22 @@ from zoo.domain import CorpusSpec, Domain
 from zoo.engine import Engine, FitResult, Plan, plot_curves, read_jsonl, stream_indices
 from zoo.errors import UserError
 from zoo.files import check_output_dir
+from zoo.prepared import BlockStream, Recipe
 
 EVAL_SEED = 12345
+T = TypeVar("T")
 
 
 @dataclass
 class PreparedData:
-    train: list[dict[str, Any]]
-    eval: list[dict[str, Any]]
-    replay: list[dict[str, Any]]
-    documents: int
-    tokens: int
+    train: Sequence[dict[str, Any]] | None
+    """Memory-mapped blocks (`zoo.prepared.Blocks`); None when streamed."""
+    eval: Sequence[dict[str, Any]]
+    replay: Sequence[dict[str, Any]]
+    documents: int | None
+    """Documents read (None when streamed: unknown until a pass ends)."""
+    tokens: int | None
+    stream: BlockStream | None = None
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -72,68 +78,101 @@ def documents(spec: CorpusSpec, paths: Sequence[Path], limit: int | None) -> Ite
         yield doc
 
 
-def tokenize_documents(tokenizer: Any, docs: Iterator[str], batch: int = 512) -> Iterator[dict[str, list]]:
-    from zoo.tokenizer import word_start_mask
+def cache_root(cfg: PretrainConfig) -> Path:
+    """data.cache_dir, else $ZOO_HOME/cache: prepared corpora (prepared/) and trained tokenizers (tokenizers/)."""
+    from zoo.files import zoo_home
 
-    def encode(texts: list[str]) -> list[dict[str, list]]:
-        enc = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False)
-        return [
-            {"input_ids": ids, "word_starts": word_start_mask(tokenizer, ids)} for ids in enc["input_ids"]
-        ]
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else zoo_home() / "cache"
 
-    buf: list[str] = []
-    for doc in docs:
-        buf.append(doc)
-        if len(buf) == batch:
-            yield from encode(buf)
-            buf = []
-    if buf:
-        yield from encode(buf)
+
+def corpus_recipe(domain: Domain, cfg: PretrainConfig, paths: Sequence[Path], *, held_out: bool) -> Recipe:
+    """What the blocks of `paths` depend on; with `held_out`, every k-th document goes to eval."""
+    frac = cfg.data.eval_fraction
+    every = max(2, round(1 / frac)) if held_out and frac > 0 else 0
+    spec = corpus_spec(domain, cfg)
+    return Recipe(spec, tuple(paths), cfg.data.seq_len, every, cfg.data.max_documents)
 
 
 def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> PreparedData:
-    """Tokenize and pack the corpus; every k-th document is held out for eval loss."""
-    from zoo.packing import pack_documents
+    """The corpus as packed blocks: from data.prepared, from the cache (built on first use, silently:
+    `zoo data prepare` shows progress), or streamed."""
+    from zoo.prepared import BlockStream, load, prepared, stream_blocks, tokenizer_fingerprint
 
-    every = max(2, round(1 / cfg.data.eval_fraction)) if cfg.data.eval_fraction > 0 else 0
-    spec = corpus_spec(domain, cfg)
-    train_docs: list[dict[str, list]] = []
-    eval_docs: list[dict[str, list]] = []
-    docs = documents(spec, corpus_paths(domain, cfg), cfg.data.max_documents)
-    for i, doc in enumerate(tokenize_documents(tokenizer, docs)):
-        (eval_docs if every and i % every == every - 1 else train_docs).append(doc)
-    if not train_docs:
-        raise UserError("the corpus holds no documents to train on (check --corpus and data.max_documents)")
-    pad, seq_len = tokenizer.pad_token_id, cfg.data.seq_len
-    replay: list[dict[str, Any]] = []
+    if cfg.data.streaming:
+        recipe = corpus_recipe(domain, cfg, corpus_paths(domain, cfg), held_out=True)
+        stream = BlockStream(recipe, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.data.shuffle_buffer)
+        n_eval = cfg.train.eval_batches * cfg.train.batch_size
+        held = (
+            list(itertools.islice(stream_blocks(recipe, tokenizer, "eval"), n_eval))
+            if recipe.eval_every
+            else []
+        )
+        return PreparedData(None, held, [], None, None, stream)
+    if cfg.data.prepared:
+        main = load(Path(cfg.data.prepared))
+        check_prepared_fits(main.folder, main.meta, cfg, tokenizer_fingerprint(tokenizer))
+    else:
+        recipe = corpus_recipe(domain, cfg, corpus_paths(domain, cfg), held_out=True)
+        cache = cache_root(cfg) / "prepared"
+        main = prepared(recipe, tokenizer, cache, num_proc=cfg.data.num_proc)
+    replay: Sequence[dict[str, Any]] = []
     if cfg.data.replay_corpus and cfg.data.replay_ratio > 0:
-        rpaths = replay_paths(cfg)
-        replay_docs = tokenize_documents(tokenizer, documents(spec, rpaths, cfg.data.max_documents))
-        replay = list(pack_documents(replay_docs, seq_len, pad_id=pad))
-    return PreparedData(
-        train=list(pack_documents(train_docs, seq_len, pad_id=pad)),
-        eval=list(pack_documents(eval_docs, seq_len, pad_id=pad)),
-        replay=replay,
-        documents=len(train_docs) + len(eval_docs),
-        tokens=sum(len(d["input_ids"]) for d in train_docs),
-    )
+        recipe = corpus_recipe(domain, cfg, replay_paths(cfg), held_out=False)
+        cache = cache_root(cfg) / "prepared"
+        replay = prepared(recipe, tokenizer, cache, num_proc=cfg.data.num_proc).train
+    return PreparedData(main.train, main.eval, replay, main.documents, main.tokens)
+
+
+def prepare_folder(domain: Domain, cfg: PretrainConfig, out: Path, report: Callable[[str], None]) -> None:
+    """`zoo data prepare`: the corpus tokenized and packed into `out` (checked before anything is read)."""
+    from zoo.prepared import build
+
+    check_output_dir(out)
+    recipe = corpus_recipe(domain, cfg, corpus_paths(domain, cfg), held_out=True)
+    tokenizer = obtain_tokenizer(domain, cfg, None)
+    build(recipe, tokenizer, out, num_proc=cfg.data.num_proc, progress=True, report=report)
+
+
+def check_prepared_fits(folder: Path, meta: dict[str, Any], cfg: PretrainConfig, tokenizer_sha: str) -> None:
+    """data.prepared must have been built with this run's seq_len and tokenizer."""
+    if meta["seq_len"] != cfg.data.seq_len:
+        raise UserError(
+            f"prepared data '{folder}' holds blocks of {meta['seq_len']} tokens but data.seq_len="
+            f"{cfg.data.seq_len}; pass data.seq_len={meta['seq_len']} or prepare the corpus again"
+        )
+    if meta["tokenizer"] != tokenizer_sha:
+        raise UserError(
+            f"prepared data '{folder}' was tokenized with another tokenizer than this run's; drop "
+            "tokenizer.path / --from to use the one saved in it, or prepare again with --tokenizer"
+        )
 
 
 def global_batch(data: PreparedData, cfg: PretrainConfig, step: int) -> list[dict[str, Any]]:
+    if data.stream is not None:
+        return data.stream.batch(step)
+    assert data.train is not None
     b = cfg.train.batch_size
     n_replay = round(b * cfg.data.replay_ratio) if data.replay else 0
     n_main = b - n_replay
-    blocks = [data.train[i] for i in stream_indices(len(data.train), step * n_main, n_main, cfg.train.seed)]
+    blocks = take(data.train, stream_indices(len(data.train), step * n_main, n_main, cfg.train.seed))
     if n_replay:
         idx = stream_indices(len(data.replay), step * n_replay, n_replay, cfg.train.seed + 7)
-        blocks += [data.replay[i] for i in idx]
+        blocks += take(data.replay, idx)
     return blocks
+
+
+def take(blocks: Sequence[dict[str, Any]], indices: Sequence[int]) -> list[dict[str, Any]]:
+    """Blocks at `indices` (one read for a memory-mapped `Blocks`)."""
+    reader = getattr(blocks, "take", None)
+    return reader(indices) if reader is not None else [blocks[i] for i in indices]
 
 
 # ------------------------------------------------------------------------------------ tokenizer / model
 
 
 def obtain_tokenizer(domain: Domain, cfg: PretrainConfig, from_model: Path | None) -> Any:
+    """tokenizer.path, else the model's (--from), else data.prepared's, else the domain recipe trained on the
+    corpus (kept in the cache: a second run on the same corpus does not read it again to train one)."""
     if cfg.tokenizer.path:
         path = Path(cfg.tokenizer.path)
         if not path.is_dir():
@@ -141,11 +180,23 @@ def obtain_tokenizer(domain: Domain, cfg: PretrainConfig, from_model: Path | Non
         return runs.load_tokenizer(path)
     if from_model is not None:
         return runs.load_tokenizer(from_model)
+    if cfg.data.prepared:
+        return runs.load_tokenizer(Path(cfg.data.prepared) / "tokenizer")
+    from zoo.prepared import cached_folder, corpus_fingerprint, digest
     from zoo.tokenizer import load_recipe, train_tokenizer
 
     recipe = load_recipe(cfg.tokenizer.recipe or domain.tokenizer)
-    docs = documents(corpus_spec(domain, cfg), corpus_paths(domain, cfg), cfg.data.max_documents)
-    return train_tokenizer(recipe, docs, vocab_size=cfg.tokenizer.vocab_size)
+    paths, spec = corpus_paths(domain, cfg), corpus_spec(domain, cfg)
+    key = digest(
+        [repr(recipe), cfg.tokenizer.vocab_size, cfg.data.max_documents, spec.format, spec.options]
+        + corpus_fingerprint(paths)
+    )
+
+    def train(folder: Path) -> None:
+        docs = documents(spec, paths, cfg.data.max_documents)
+        train_tokenizer(recipe, docs, vocab_size=cfg.tokenizer.vocab_size).save_pretrained(folder)
+
+    return runs.load_tokenizer(cached_folder(cache_root(cfg) / "tokenizers" / key, train))
 
 
 def model_config(domain: Domain, cfg: PretrainConfig) -> dict[str, Any]:
@@ -211,14 +262,18 @@ def pretrain(
     model_config(domain, cfg)
     corpus_paths(domain, cfg)
     replay_paths(cfg)
+    if cfg.data.prepared:
+        from zoo.prepared import load
+
+        load(Path(cfg.data.prepared))  # whole, and of this zoo's format
     from_path = (
         runs.resolve_model(cfg.from_model, domain, cfg.allow_foreign_model) if cfg.from_model else None
     )
     quiet_transformers()
     engine = Engine(cfg.train, quiet=quiet)
-    tokenizer = obtain_tokenizer(domain, cfg, from_path)
+    # The main process trains the tokenizer and builds the cache; the others then find both and memory-map.
+    tokenizer, data = main_process_first(engine, lambda: _tokenizer_and_data(domain, cfg, from_path))
     objective = build_domain_objective(domain, cfg, tokenizer)
-    data = prepare_data(domain, cfg, tokenizer)
     model = build_model(domain, cfg, objective, tokenizer, from_path)
     created = run_dir is None
     if run_dir is None:
@@ -237,6 +292,36 @@ def pretrain(
             _finish(run_dir, objective, result, tokenizer)
     engine.wait()
     return run_dir
+
+
+def _tokenizer_and_data(
+    domain: Domain, cfg: PretrainConfig, from_path: Path | None
+) -> tuple[Any, PreparedData]:
+    tokenizer = obtain_tokenizer(domain, cfg, from_path)
+    return tokenizer, prepare_data(domain, cfg, tokenizer)
+
+
+def main_process_first(engine: Engine, work: Callable[[], T]) -> T:
+    """`work()` on the main process, then on the others (which find what it cached). A UserError on the
+    main process stops every process with it, instead of leaving the others waiting at the barrier."""
+    if engine.world == 1:
+        return work()
+    from accelerate.utils import broadcast_object_list
+
+    failure: list[Any] = [None]
+    if engine.is_main:
+        try:
+            result = work()
+        except UserError as err:
+            failure = [str(err)]
+    engine.wait()
+    broadcast_object_list(failure, from_process=0)
+    if failure[0] is not None:
+        raise UserError(failure[0])
+    if not engine.is_main:
+        result = work()
+    engine.wait()
+    return result
 
 
 def _start_run(
@@ -265,7 +350,7 @@ def _start_run(
             parameters=sum(p.numel() for p in model.parameters()),
             documents=data.documents,
             train_tokens=data.tokens,
-            train_blocks=len(data.train),
+            train_blocks=len(data.train) if data.train is not None else None,
             eval_blocks=len(data.eval),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
             **engine.facts(),
