@@ -292,7 +292,10 @@ def test_dsee_after_training_prunes_then_retrains_once_through_the_context():
     model = method.after_training(model, cfg, dataclasses.replace(ctx, train=spy))
     assert seen == [("retrain", pytest.approx(0.2, abs=1e-3))]  # pruned before retraining, once
     summary = method.describe(model)
-    assert summary["sparsity"] == pytest.approx(0.2, abs=1e-3) and summary["inference_macs_removed"] > 0.1
+    assert summary["sparsity"] == pytest.approx(0.2, abs=1e-3)
+    # The exported model is exact, so q and v are dense there ((mask ⊙ W) + ΔW): only the other linears save
+    # MACs, a share below the 20 % pruned but well above zero.
+    assert 0.05 < summary["inference_macs_removed"] < 0.2
 
 
 def test_dsee_without_pruning_has_no_stage_two():
