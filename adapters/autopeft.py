@@ -60,7 +60,7 @@ class AutoPEFTConfig:
     lora_r: int = bounded(0, ge=0)
     """LoRA rank on attention query/value underneath (0 = none; with dsee_n > 0 it is DSEE's rank)."""
     dsee_n: int = bounded(0, ge=0)
-    """DSEE sparse entries per adapted matrix underneath (0 = no DSEE; DSEE here never prunes)."""
+    """DSEE sparse entries per adapted matrix underneath (0 = no DSEE; here: top-|W| support, no pruning)."""
     head_modules: list[str] = field(default_factory=lambda: ["classifier", "score"])
     """Task-head modules trained in full alongside the modules (those present in the model)."""
 
@@ -219,9 +219,18 @@ def _underneath(cfg: AutoPEFTConfig) -> tuple[Any, Any] | None:
 
     if cfg.dsee_n:
         dsee = get_method("dsee")
-        return dsee, method_config(
+        return (
             dsee,
-            {"r": cfg.lora_r, "num_sparse": cfg.dsee_n, "prune_ratio": 0.0, "head_modules": cfg.head_modules},
+            method_config(
+                dsee,
+                {
+                    "r": cfg.lora_r,
+                    "num_sparse": cfg.dsee_n,
+                    "sparse_init": "magnitude",  # the official 'omp'; GreBsmo's 100 iterations per trial cost too much
+                    "prune_ratio": 0.0,
+                    "head_modules": cfg.head_modules,
+                },
+            ),
         )
     if cfg.lora_r:
         lora = get_method("lora")
