@@ -208,7 +208,7 @@ def test_two_workers_share_one_postgres_study(ner_dir: Path, tmp_path: Path, pos
 
     common = [
         "--trials",
-        "4",
+        "8",
         "--study",
         "pg",
         "--storage",
@@ -218,6 +218,8 @@ def test_two_workers_share_one_postgres_study(ner_dir: Path, tmp_path: Path, pos
         "--sampler",
         "random",
     ]
+    # Longer trials (4 epochs) so that the second process, which starts once the study exists, finds work.
+    common += ["--trial-epochs", "4"]
     first = _zoo(*_search(ner_dir, tmp_path / "s", *common), home=tmp_path / "h1")
     _wait_for(tmp_path / "s" / "trial-0000", first)  # the study exists
     second = _zoo(*_search(ner_dir, tmp_path / "s2", *common, "--resume"), home=tmp_path / "h2")
@@ -230,5 +232,5 @@ def test_two_workers_share_one_postgres_study(ner_dir: Path, tmp_path: Path, pos
     trials = _trials(postgres_url.replace("postgresql://", "postgresql+psycopg://"), "pg")
     done = {t.number for t in trials if t.state == TrialState.COMPLETE}
     assert runs[0] and runs[1] and not runs[0] & runs[1]  # both worked, no trial twice
-    assert runs[0] | runs[1] == done == {t.number for t in trials} and len(done) >= 4
+    assert runs[0] | runs[1] == done == {t.number for t in trials} and len(done) >= 8
     assert len({t.user_attrs["worker"] for t in trials}) == 2
