@@ -20,6 +20,7 @@ from zoo.errors import UserError
 from zoo.search import (
     BLOCKS,
     Dims,
+    dominating,
     hypervolume,
     module_sizes,
     pareto,
@@ -101,6 +102,12 @@ def test_front_and_hypervolume_of_known_points():
     # reference (score 0, 10%): the 30% point lies outside; 0.6 over [0.5, 3) and 0.7 over [3, 10)
     assert hypervolume(points, (0.0, 10.0)) == pytest.approx(0.6 * 2.5 + 0.7 * 7.0)
     assert hypervolume([(0.9, 30.0)], (0.0, 10.0)) == 0.0
+    front = [
+        {"trial": 3, "trainable_percent": 0.5, "dev": 0.6},
+        {"trial": 2, "trainable_percent": 3.0, "dev": 0.7},
+    ]
+    assert dominating(front, 0.65, 3.0) == 2 and dominating(front, 0.6, 0.5) is None
+    assert dominating(front, 0.55, 1.0) == 3 and dominating(front, 0.75, 5.0) is None
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -113,7 +120,7 @@ def test_a_search_scores_dev_only_and_writes_front_plot_and_html(ner_dir: Path, 
         (broken / f"{split}.tsv").write_text((ner_dir / f"{split}.tsv").read_text())
     (broken / "test.tsv").write_text("not\ta\tvalid\tline\n")  # finetune would stop on it
     args = _search(broken, tmp_path / "s", "--trials", "3", "--space", "serial,parallel,lora", "--sampler", "tpe",
-                   "--prune-runs", "--train-fraction", "0.5")  # fmt: skip
+                   "--prune-runs", "--train-fraction", "0.5", "--compare", "serial=2 lora_r=1")  # fmt: skip
     code, out, err = _finish(_zoo(*args, home=tmp_path / "home"))
     assert code == 0, err
     front = json.loads((tmp_path / "s" / "front.json").read_text())
@@ -124,6 +131,11 @@ def test_a_search_scores_dev_only_and_writes_front_plot_and_html(ner_dir: Path, 
     assert "data:image/png;base64," in html and "Hypervolume over trials" in html and "http" not in html
     assert (tmp_path / "s" / "search.png").read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "s").glob("trial-*"))  # --prune-runs
+    [picked] = json.loads((tmp_path / "s" / "compare.json").read_text())
+    assert picked["config"] == {"serial": 2, "lora_r": 1} and 0 < picked["trainable_percent"] < 100
+    assert ("hand-picked serial=2 lora_r=1: " in out) and (
+        "dominated by front trial" in out or "not dominated" in out
+    )
 
 
 def _one_line(result: tuple[int, str, str], *needles: str) -> None:

@@ -567,13 +567,20 @@ def search_cmd(
         typer.Option("--retrain-pareto", help="Retrain the K best-dev front configs; test scores recorded."),
     ] = 0,
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds per retrained config.")] = 3,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare",
+            help="A hand-picked autopeft config scored like a trial, e.g. 'lora_r=16' or 'serial=16' (repeatable).",
+        ),
+    ] = None,
     overrides: FinetuneOverrides = None,
     config: ConfigFile = None,
     out: Out = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """AutoPEFT configuration search: dev score vs % trainable parameters, optuna multi-objective."""
-    from zoo.search import SearchOptions, parse_space, search
+    from zoo.search import SearchOptions, parse_config, parse_space, search
 
     d = _domain(domain, config)
     cfg = _finetune_cfg(d, config, overrides, tasks=task, model=from_model, data=data, seeds=str(seed))
@@ -587,6 +594,7 @@ def search_cmd(
         trials=trials, sampler=sampler, startup=startup, space=parse_space(space), storage=storage, study=study,
         resume=resume, workers=workers, train_fraction=train_fraction, keep_runs=not prune_runs, seed=seed,
         heartbeat=heartbeat, reference=ref, retrain_pareto=retrain_pareto, retrain_seeds=seeds, quiet=quiet,
+        compare=[parse_config(c) for c in compare or []],
     )  # fmt: skip
     _echo(search(d, cfg, opts, trial_epochs=trial_epochs, out=out).summary())
 

@@ -134,6 +134,8 @@ class SearchOptions:
     """Hypervolume reference point: (dev score, % trainable)."""
     retrain_pareto: int = 0
     retrain_seeds: int = 3
+    compare: list[dict[str, Any]] = field(default_factory=list)
+    """Hand-picked `autopeft` configurations scored like a trial (same subset, budget, dev) after the search."""
     quiet: bool = False
 
     def check(self) -> None:
@@ -332,14 +334,15 @@ class TrialRunner:
         model = build_task_model(self.domain, self.data, self.backbone, 0)
         return Dims(model.config.hidden_size, model.config.num_hidden_layers)
 
-    def __call__(self, config: dict[str, Any], number: int) -> tuple[float, float, dict[str, Any]]:
-        """(dev primary metric, % trainable, the method's summary) of one configuration."""
+    def __call__(self, config: dict[str, Any], label: str) -> tuple[float, float, dict[str, Any]]:
+        """(dev primary metric, % trainable, the method's summary) of one configuration; its run dir is
+        RUN/<label>."""
         from zoo.adapters.base import get_method, method_config
         from zoo.finetune import SeedRun, build_task_model
 
         method = get_method("autopeft")
         mcfg = method_config(method, {**self.fixed, **config})
-        workdir = self.run_dir / f"trial-{number:04d}"
+        workdir = self.run_dir / label
         workdir.mkdir(parents=True, exist_ok=True)
         seed = self.cfg.seeds[0]
         run = SeedRun(
@@ -378,7 +381,7 @@ def objective(
         config = trial_config(blocks, params, dims)
         trial.set_user_attr("config", config)
         trial.set_user_attr("worker", worker)
-        score, percent, summary = runner(config, trial.number)
+        score, percent, summary = runner(config, f"trial-{trial.number:04d}")
         trial.set_user_attr("trainable_params", int(summary["trainable_params"]))
         return score, percent
 
@@ -510,6 +513,7 @@ class SearchOutcome:
     ran_here: list[int]
     reports: dict[str, Path]
     retrained: list[Any] = field(default_factory=list)
+    compared: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [
@@ -519,6 +523,16 @@ class SearchOutcome:
             f"trials run by this process: {self.ran_here}",
             f"reports: {self.reports['png']}, {self.reports['html']}, {self.reports['json']}",
         ]
+        for c in self.compared:
+            lines.append(
+                f"hand-picked {config_text(c['config'])}: {c['trainable_percent']:.3f}% trainable, dev "
+                f"{self.metric} {c['dev']:.4f} — "
+                + (
+                    f"dominated by front trial {c['dominated_by']}"
+                    if c["dominated_by"] is not None
+                    else "not dominated"
+                )
+            )
         lines += [o.summary() for o in self.retrained]
         return "\n".join(lines)
 
@@ -583,6 +597,10 @@ def search(
             f"name one task with --task (tasks of {domain.name}: {', '.join(t.name for t in domain.tasks)})"
         )
     _check_method(cfg)
+    from zoo.adapters.base import get_method, method_config
+
+    for config in opts.compare:  # a bad hand-picked option fails before any trial
+        method_config(get_method("autopeft"), {**cfg.method, **config})
     trial_cfg = _trial_cfg(cfg, trial_epochs)
     runner = TrialRunner(domain, trial_cfg, opts, Path("."))
     dims = runner.dims()
@@ -609,6 +627,9 @@ def search(
     outcome = SearchOutcome(
         name, storage_shown(opts.storage), run_dir, metric, front_rows(study), hv, len(trials), ran, reports
     )
+    if opts.compare:
+        outcome.compared = compare_configs(runner, opts.compare, outcome.front)
+        (run_dir / "compare.json").write_text(json.dumps(outcome.compared, indent=2))
     if opts.retrain_pareto:
         outcome.retrained = retrain_front(domain, cfg, outcome.front, opts, run_dir)
     return outcome
@@ -692,6 +713,40 @@ def _worker_main(domain_name: str, cfg: dict[str, Any], opts: SearchOptions, nam
     choices = space_choices(opts.space, dims)
     study = open_study(opts, name, _signature(domain, fcfg, opts, choices), None)
     _work(study, runner, opts, choices, dims, runner.data.task.primary_metric)
+
+
+def parse_config(text: str) -> dict[str, Any]:
+    """'lora_r=16 dsee_n=64' → {'lora_r': 16, 'dsee_n': 64} (autopeft options, space-separated)."""
+    from zoo.config import parse_override
+
+    return dict(parse_override(part) for part in text.split())
+
+
+def dominating(front: Sequence[dict[str, Any]], score: float, percent: float) -> int | None:
+    """A front trial with no more trainable parameters and a dev score at least as good (better in one)."""
+    for row in front:
+        p, s = row["trainable_percent"], row["dev"]
+        if p <= percent and s >= score and (p < percent or s > score):
+            return int(row["trial"])
+    return None
+
+
+def compare_configs(
+    runner: TrialRunner, configs: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    out = []
+    for i, config in enumerate(configs):
+        score, percent, summary = runner(config, f"compare-{i}")
+        out.append(
+            {
+                "config": config,
+                "dev": score,
+                "trainable_percent": percent,
+                "trainable_params": int(summary["trainable_params"]),
+                "dominated_by": dominating(front, score, percent),
+            }
+        )
+    return out
 
 
 def retrain_front(
