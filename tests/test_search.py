@@ -246,3 +246,32 @@ def test_two_workers_share_one_postgres_study(ner_dir: Path, tmp_path: Path, pos
     assert runs[0] and runs[1] and not runs[0] & runs[1]  # both worked, no trial twice
     assert runs[0] | runs[1] == done == {t.number for t in trials} and len(done) >= 8
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+def test_retrain_pareto_records_test_scores_of_front_configs_as_autopeft(ner_dir: Path, tmp_path: Path):
+    import sqlite3
+
+    import yaml
+
+    home = tmp_path / "home"
+    args = _search(
+        ner_dir,
+        tmp_path / "s",
+        "--trials",
+        "2",
+        "--space",
+        "parallel,lora",
+        "--retrain-pareto",
+        "1",
+        "--seeds",
+        "2",
+    )
+    code, out, err = _finish(_zoo(*args, home=home))
+    assert code == 0, err
+    best = max(json.loads((tmp_path / "s" / "front.json").read_text())["front"], key=lambda r: r["dev"])
+    with sqlite3.connect(home / "leaderboard.sqlite") as conn:
+        [(method, path, seeds)] = conn.execute("SELECT method, results_path, seeds FROM runs").fetchall()
+    assert method == "autopeft" and json.loads(seeds) == [0, 1]
+    saved = yaml.safe_load((Path(path) / "config.yaml").read_text())["method"]
+    assert saved["name"] == "autopeft" and {k: saved[k] for k in best["config"]} == best["config"]
+    assert Path(path) == tmp_path / "s" / f"retrain-trial-{best['trial']:04d}"

@@ -554,8 +554,9 @@ def _signature(
         "choices": {k: list(v) for k, v in choices.items()},
         "fixed": {k: v for k, v in cfg.method.items() if k != "name"},
         "train_fraction": opts.train_fraction,
-        "epochs": cfg.train.epochs,
-        "max_steps": cfg.train.max_steps,
+        "seed": cfg.seeds[0],
+        "train": dataclasses.asdict(cfg.train),
+        "task_options": dataclasses.asdict(cfg.task),
     }
 
 
