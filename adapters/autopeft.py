@@ -51,7 +51,7 @@ class AutoPEFTConfig:
     """Prefix length in virtual tokens per layer (0 = none)."""
     prefix_hidden: int = bounded(800, ge=1)
     """Hidden size of the prefix reparametrisation MLP (anchor: 800)."""
-    layers: list[int] | None = None
+    layers: list[int] | None = bounded(None, ge=0)
     """Layers that get the serial/parallel adapters (None = all): the anchor's per-layer bits."""
     parallel_scaling: float = bounded(4.0, gt=0.0)
     """Scale of the parallel adapter's output (He et al.: 4.0)."""
@@ -312,7 +312,7 @@ class BottleneckOptions:
 
     size: int = bounded(16, ge=1)
     """Bottleneck size."""
-    layers: list[int] | None = None
+    layers: list[int] | None = bounded(None, ge=0)
     """Layers that get an adapter (None = all)."""
     head_modules: list[str] = field(default_factory=lambda: ["classifier", "score"])
     """Task-head modules trained in full alongside the adapter (those present in the model)."""
