@@ -275,3 +275,18 @@ def test_retrain_pareto_records_test_scores_of_front_configs_as_autopeft(ner_dir
     saved = yaml.safe_load((Path(path) / "config.yaml").read_text())["method"]
     assert saved["name"] == "autopeft" and {k: saved[k] for k in best["config"]} == best["config"]
     assert Path(path) == tmp_path / "s" / f"retrain-trial-{best['trial']:04d}"
+
+
+def test_workers_share_one_sqlite_study(ner_dir: Path, tmp_path: Path):
+    from optuna.trial import TrialState
+
+    home = tmp_path / "home"
+    args = _search(ner_dir, tmp_path / "s", "--trials", "6", "--workers", "2", "--study", "w", "--space", "parallel,lora",
+                   "--sampler", "random", "--trial-epochs", "4")  # fmt: skip
+    code, out, err = _finish(_zoo(*args, home=home))
+    assert code == 0, err
+    trials = _trials(f"sqlite:///{home / 'search.sqlite'}", "w")
+    assert [t.state for t in trials].count(TrialState.COMPLETE) >= 6
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes took trials
+    assert "trials run by this process: []" in out  # the invoking process only watched

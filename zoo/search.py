@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import socket
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -614,14 +615,16 @@ def search(
     run_dir.mkdir(parents=True, exist_ok=True)
     runner.run_dir = run_dir
     metric = runner.data.task.primary_metric
-    workers = _spawn_workers(domain, trial_cfg, opts, name, run_dir, trial_epochs) if opts.workers > 1 else []
-    ran = _work(study, runner, opts, choices, dims, metric)
-    for w in workers:
-        w.join()
-        if w.exitcode:
+    if opts.workers > 1:  # N equal worker processes; this one shows the progress
+        workers = _spawn_workers(domain, trial_cfg, opts, name, run_dir, trial_epochs)
+        ran = _work(study, None, opts, choices, dims, metric, lambda: any(w.is_alive() for w in workers))
+        failed = [w.exitcode for w in workers if w.exitcode]
+        if failed:
             raise UserError(
-                f"a search worker process exited with status {w.exitcode}; its trial is re-queued, continue with --resume"
+                f"a search worker process exited with status {failed[0]}; its trial is re-queued, continue with --resume"
             )
+    else:
+        ran = _work(study, runner, opts, choices, dims, metric)
     reports = write_reports(study, run_dir, metric, opts.reference)
     trials = completed(study)
     hv = hypervolume([tuple(t.values) for t in trials], opts.reference)
@@ -638,16 +641,18 @@ def search(
 
 def _work(
     study: Any,
-    runner: TrialRunner,
+    runner: TrialRunner | None,
     opts: SearchOptions,
     choices: dict[str, list[int]],
     dims: Dims,
     metric: str,
+    watching: Callable[[], bool] | None = None,
 ) -> list[int]:
-    """This process's share: trials until the study has enough; a progress bar with the front and HV."""
+    """This process's share: trials until the study has enough (or, with `watching`, none: the bar follows
+    other processes while `watching()` is true); a progress bar with the front and hypervolume."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    fn = objective(runner, opts.space, choices, dims)
+    fn = objective(runner, opts.space, choices, dims) if runner is not None else None
     ran: list[int] = []
 
     def note(study: Any, trial: Any) -> None:
@@ -670,7 +675,10 @@ def _work(
             )
 
         refresh()
-        while budget_left(study, opts.trials):
+        while watching is not None and watching():
+            time.sleep(2)
+            refresh()
+        while fn is not None and budget_left(study, opts.trials):
             study.optimize(fn, n_trials=1, callbacks=[note], gc_after_trial=True)
             refresh()
     return ran
@@ -684,7 +692,7 @@ def _spawn_workers(
     run_dir: Path,
     trial_epochs: float | None,
 ) -> list[Any]:
-    """opts.workers − 1 more processes on this machine, each loading the study and taking trials."""
+    """opts.workers processes on this machine, each loading the study and taking trials."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -695,7 +703,7 @@ def _spawn_workers(
         name,
         str(run_dir),
     )
-    procs = [ctx.Process(target=_worker_main, args=job, daemon=False) for _ in range(opts.workers - 1)]
+    procs = [ctx.Process(target=_worker_main, args=job, daemon=False) for _ in range(opts.workers)]
     for p in procs:
         p.start()
     return procs
