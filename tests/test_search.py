@@ -17,17 +17,8 @@ import pytest
 from run_helpers import subprocess_env
 
 from zoo.errors import UserError
-from zoo.search import (
-    BLOCKS,
-    Dims,
-    dominating,
-    hypervolume,
-    module_sizes,
-    pareto,
-    parse_space,
-    space_choices,
-    trial_config,
-)
+from zoo.search import BLOCKS, Dims, module_sizes, parse_space, space_choices, trial_config
+from zoo.search_report import dominating, hypervolume, pareto
 
 TINY = ["task.max_length=24", "train.batch_size=8", "train.lr=1e-3", "task.max_eval_examples=20"]
 
