@@ -281,3 +281,24 @@ def test_workers_share_one_sqlite_study(ner_dir: Path, tmp_path: Path):
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes took trials
     assert "trials run by this process: []" in out  # the invoking process only watched
+
+
+def test_a_configuration_scores_the_same_whatever_ran_before_it(ner_dir: Path, tmp_path: Path, monkeypatch):
+    import torch
+
+    from zoo.config import FinetuneConfig, build_config
+    from zoo.registry import get_domain
+    from zoo.search import SearchOptions, TrialRunner
+
+    domain = get_domain("biomedical")
+    overrides = [*TINY, "tasks=ncbi_disease", f"data={ner_dir}", "train.epochs=1"]
+    cfg = build_config(FinetuneConfig, domain.finetune_defaults, overrides=overrides)
+    runner = TrialRunner(domain, cfg, SearchOptions(keep_runs=False), tmp_path)
+    assert set(runner.data.rows) == {"train", "dev"}  # the test split is not even loaded
+    config = {"serial": 4, "prefix": 2, "prefix_hidden": 8, "lora_r": 2}
+    first = runner.adapted(config, tmp_path / "a")[1].state_dict()
+    torch.rand(1000)  # another trial's worth of random numbers in between
+    second = runner.adapted(config, tmp_path / "b")[1].state_dict()
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    score, percent, _ = runner(config, "c")
+    assert 0 < percent < 100 and 0.0 <= score <= 1.0

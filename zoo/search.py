@@ -305,30 +305,29 @@ class TrialRunner:
         model = build_task_model(self.domain, self.data, self.backbone, 0)
         return Dims(model.config.hidden_size, model.config.num_hidden_layers)
 
-    def __call__(self, config: dict[str, Any], label: str) -> tuple[float, float, dict[str, Any]]:
-        """(dev primary metric, % trainable, the method's summary) of one configuration; its run dir is
-        RUN/<label>."""
+    def adapted(self, config: dict[str, Any], workdir: Path) -> tuple[Any, Any, Any]:
+        """(method, the task model with the configuration applied, its SeedRun). The modules' init depends
+        on the seed only, not on what earlier trials drew from the global generator."""
+        import torch
+
         from zoo.adapters.base import get_method, method_config
         from zoo.finetune import SeedRun, build_task_model
 
         method = get_method("autopeft")
         mcfg = method_config(method, {**self.fixed, **config})
+        seed, pad = self.cfg.seeds[0], self.backbone.tokenizer.pad_token_id
+        run = SeedRun(self.engine, self.cfg, self.data, method, mcfg, workdir, seed, pad, False)
+        model = build_task_model(self.domain, self.data, self.backbone, seed).to(self.engine.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return method, method.apply(model, mcfg, run.context(self.backbone.tokenizer)), run
+
+    def __call__(self, config: dict[str, Any], label: str) -> tuple[float, float, dict[str, Any]]:
+        """(dev primary metric, % trainable, the method's summary) of one configuration; its run dir is
+        RUN/<label>."""
         workdir = self.run_dir / label
         workdir.mkdir(parents=True, exist_ok=True)
-        seed = self.cfg.seeds[0]
-        run = SeedRun(
-            self.engine,
-            self.cfg,
-            self.data,
-            method,
-            mcfg,
-            workdir,
-            seed,
-            self.backbone.tokenizer.pad_token_id,
-            False,
-        )
-        model = build_task_model(self.domain, self.data, self.backbone, seed).to(self.engine.device)
-        model = method.apply(model, mcfg, run.context(self.backbone.tokenizer))
+        method, model, run = self.adapted(config, workdir)
         summary = method.describe(model)
         model = run.train(model)
         dev = run.evaluate(model, "dev")
