@@ -69,6 +69,20 @@ CASES: dict[str, Case] = {
         identity_options={"num_experts": 4, "top_k": 4},
         keys=frozenset({"emoe_layers", "dense_eval"}),
     ),
+    "serial_adapter": Case(
+        options={"size": 4},
+        identity_options={"size": 4, "init": "zero"},
+        subset=True,
+        keys=frozenset({"autopeft_params"}),
+    ),
+    "parallel_adapter": Case(options={"size": 4}, subset=True, keys=frozenset({"autopeft_params"})),
+    "prefix": Case(options={"length": 3, "hidden": 8}, subset=True, keys=frozenset({"autopeft_params"})),
+    "autopeft": Case(
+        options={"serial": 4, "parallel": 2, "prefix": 3, "prefix_hidden": 8, "layers": [1], "lora_r": 2},
+        identity_options={"serial": 4, "parallel": 2, "serial_init": "zero", "layers": [0]},
+        subset=True,
+        keys=frozenset({"autopeft_params"}),
+    ),
 }
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
@@ -336,3 +350,82 @@ def test_emoe_saves_a_plain_checkpoint_plus_the_split_and_reloads_dense_if_saved
     method.save(model, tmp_path / "dense")
     reloaded = method.load(tiny_bert(), tmp_path / "dense")
     assert method.describe(reloaded)["dense_eval"] is True and torch.equal(out(reloaded), out(model))
+
+
+# ------------------------------------------------------------------------------- AutoPEFT's modules
+
+
+def _autopeft(model: str, **options: Any) -> nn.Module:
+    return build("autopeft", model, options)[2]
+
+
+def test_parallel_adapter_adds_four_times_its_bottleneck_of_the_ffn_input_to_the_ffn_output():
+    method, _, model = build("parallel_adapter", "llama-sequence", {"size": 4, "layers": [1]})
+    adam_steps(model, "llama-sequence")  # a non-zero up-projection
+    block = model.model.layers[1]
+    pa = block.autopeft_ffn.parallel
+    assert (
+        pa.scale == 4.0
+        and block.autopeft_ffn.serial is None
+        and not hasattr(model.model.layers[0], "autopeft_ffn")
+    )
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        plain = block.mlp.down_proj(block.mlp.act_fn(block.mlp.gate_proj(x)) * block.mlp.up_proj(x))
+        expected = plain + 4.0 * pa.up(torch.relu(pa.down(x)))
+        torch.testing.assert_close(block.mlp(x), expected)
+    assert method.describe(model)["autopeft_params"] == 2 * 32 * 4 + 32 + 4  # one layer: down + up
+
+
+def test_serial_adapter_uses_bert_init_and_sits_after_the_ffn_output_dense():
+    _, _, model = build("serial_adapter", "bert-sequence", {"size": 4})
+    block = model.bert.encoder.layer[0]
+    sa = block.autopeft_ffn.serial
+    assert sa.up.weight.abs().sum() > 0 and float(sa.up.weight.detach().std()) == pytest.approx(0.02, rel=0.5)
+    h = torch.randn(2, 5, 64)
+    with torch.no_grad():
+        f = torch.nn.functional.linear(h, block.output.dense.weight, block.output.dense.bias)
+        torch.testing.assert_close(block.output.dense(h), f + sa.up(torch.relu(sa.down(f))))
+    assert not any(p.requires_grad for n, p in model.bert.named_parameters() if "autopeft" not in n)
+
+
+def test_serial_and_parallel_compose_at_one_layer_and_both_train():
+    model = _autopeft("bert-token", serial=4, parallel=2, layers=[0])
+    ffn = model.bert.encoder.layer[0].autopeft_ffn
+    assert ffn.serial is not None and ffn.parallel is not None
+    before = [p.detach().clone() for p in ffn.parameters()]
+    adam_steps(model, "bert-token", steps=2)  # the parallel down-projection moves once up is non-zero
+    assert all(not torch.equal(a, b) for a, b in zip(before, ffn.parameters()))
+
+
+@pytest.mark.parametrize("model", ["bert-sequence", "llama-token"])
+def test_prefix_sees_every_token_of_a_padded_row_as_the_row_alone_would(model):
+    adapted = build("prefix", model, {"length": 3, "hidden": 8})[2]
+    ids = IDS.clone()
+    mask = torch.ones_like(ids)
+    mask[1, -3:] = 0
+    with torch.no_grad():
+        both = adapted(input_ids=ids, attention_mask=mask).logits
+        alone = adapted(input_ids=ids[1:, :-3]).logits
+        base = MODELS[model]()(input_ids=ids[1:, :-3]).logits
+    if model.endswith("token"):
+        torch.testing.assert_close(both[1, :-3], alone[0], rtol=1e-5, atol=1e-5)
+    else:  # BERT pools the first token
+        torch.testing.assert_close(both[1], alone[0], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(alone, base)  # the prefix is attended to
+
+
+def test_prefix_counts_its_reparametrisation_mlp_and_layers_out_of_range_are_user_errors():
+    method, _, model = build("prefix", "llama-sequence", {"length": 3, "hidden": 8})
+    # embedding 3x32, Linear 32->8, Linear 8->(2 layers x k,v x 4 heads x 8 dims)
+    assert method.describe(model)["autopeft_params"] == 3 * 32 + (32 * 8 + 8) + (8 * 128 + 128)
+    with pytest.raises(UserError, match=r"method.layers \[5\] out of range"):
+        _autopeft("bert-sequence", serial=2, layers=[5])
+
+
+def test_autopeft_over_dsee_saves_and_reloads(tmp_path):
+    method, _, model = build("autopeft", "bert-sequence", {"parallel": 2, "dsee_n": 4, "lora_r": 2})
+    adam_steps(model, "bert-sequence")
+    assert dsee.dsee_layers(model) and method.describe(model)["autopeft_params"] > 0
+    method.save(model, tmp_path)
+    torch.testing.assert_close(out(method.load(tiny_bert(), tmp_path)), out(model), rtol=0, atol=0)

@@ -555,6 +555,88 @@ def leaderboard_record_cmd(
     _echo(f"recorded {run} on the leaderboard as {record_pending(run, db)}")
 
 
+@app.command("search")
+def search_cmd(
+    domain: Annotated[str, typer.Argument(help="Domain name.", show_default=False)],
+    task: Annotated[str, typer.Option("--task", help="Task name (its dev split is searched on).")],
+    from_model: Annotated[
+        str | None, typer.Option("--from", help="Run or model directory (default: random init).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Task data dir or its parent.")] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space", help="Search-space blocks: serial,parallel,prefix,layers,lora,dsee (default: all)."
+        ),
+    ] = None,
+    sampler: Annotated[
+        str, typer.Option("--sampler", help="gp (optuna GPSampler, multi-objective), tpe or random.")
+    ] = "gp",
+    trials: Annotated[int, typer.Option("--trials", help="Completed trials the study should hold.")] = 20,
+    startup: Annotated[int, typer.Option("--startup", help="Random trials before the gp/tpe model.")] = 10,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="optuna storage URL (default sqlite:///$ZOO_HOME/search.sqlite)."),
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default DOMAIN-TASK).")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the existing study (also: join it as a worker).")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes on this machine sharing the study.")
+    ] = 1,
+    train_fraction: Annotated[
+        float, typer.Option("--train-fraction", help="Low fidelity: share of train per trial.")
+    ] = 1.0,
+    trial_epochs: Annotated[
+        float | None,
+        typer.Option("--trial-epochs", help="Low fidelity: epochs per trial (default train.epochs)."),
+    ] = None,
+    prune_runs: Annotated[
+        bool, typer.Option("--prune-runs", help="Delete each trial's run dir once scored.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Sampler, subset and first fine-tuning seed.")] = 0,
+    heartbeat: Annotated[int, typer.Option("--heartbeat", help="Seconds between trial heartbeats.")] = 10,
+    hv_ref: Annotated[
+        str, typer.Option("--hv-ref", help="Hypervolume reference point SCORE,PERCENT.")
+    ] = "0,20",
+    retrain_pareto: Annotated[
+        int,
+        typer.Option("--retrain-pareto", help="Retrain the K best-dev front configs; test scores recorded."),
+    ] = 0,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per retrained config.")] = 3,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare",
+            help="A hand-picked autopeft config scored like a trial, e.g. 'lora_r=16' or 'serial=16' (repeatable).",
+        ),
+    ] = None,
+    overrides: FinetuneOverrides = None,
+    config: ConfigFile = None,
+    out: Out = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """AutoPEFT configuration search: dev score vs % trainable parameters, optuna multi-objective."""
+    from zoo.search import SearchOptions, parse_config, parse_space, search
+
+    d = _domain(domain, config)
+    cfg = _finetune_cfg(d, config, overrides, tasks=task, model=from_model, data=data, seeds=str(seed))
+    try:
+        ref = tuple(float(x) for x in hv_ref.split(","))
+    except ValueError:
+        ref = ()
+    if len(ref) != 2:
+        raise UserError(f"--hv-ref '{hv_ref}': give SCORE,PERCENT, e.g. 0,20")
+    opts = SearchOptions(
+        trials=trials, sampler=sampler, startup=startup, space=parse_space(space), storage=storage, study=study,
+        resume=resume, workers=workers, train_fraction=train_fraction, keep_runs=not prune_runs, seed=seed,
+        heartbeat=heartbeat, reference=ref, retrain_pareto=retrain_pareto, retrain_seeds=seeds, quiet=quiet,
+        compare=[parse_config(c) for c in compare or []],
+    )  # fmt: skip
+    _echo(search(d, cfg, opts, trial_epochs=trial_epochs, out=out).summary())
+
+
 @app.command("publish")
 def publish_cmd(
     run: Annotated[Path, typer.Argument(help="A finished run directory (pretrain, finetune or bench).")],

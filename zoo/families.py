@@ -38,6 +38,13 @@ class ModelFamily:
     """Config keys the zoo's `model.dropout` sets."""
     token_id_keys: Mapping[str, str] = field(default_factory=dict)
     """Config key → tokenizer attribute copied into a fresh config (e.g. bos_token_id)."""
+    layers: str = ""
+    """Path of the transformer block list inside the backbone (`model.base_model`), e.g. 'encoder.layer';
+    '' where the family has none that adapters may hook."""
+    ffn_input: str = ""
+    """Module inside a block whose first input is the FFN input (a parallel adapter reads it)."""
+    ffn_output: str = ""
+    """Module inside a block whose output is the FFN output before the residual (adapters add to it)."""
 
     def head_class(self, head: str) -> Any:
         if head not in self.heads:
@@ -85,6 +92,9 @@ BERT = ModelFamily(
         "base": "BertModel",
     },
     dropout_keys=("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    layers="encoder.layer",
+    ffn_input="intermediate",
+    ffn_output="output.dense",
 )
 
 LLAMA = ModelFamily(
@@ -98,6 +108,9 @@ LLAMA = ModelFamily(
     },
     dropout_keys=("attention_dropout",),
     token_id_keys={"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id"},
+    layers="layers",
+    ffn_input="mlp",
+    ffn_output="mlp",
 )
 
 
@@ -112,6 +125,18 @@ FAMILIES: Registry[ModelFamily] = Registry("zoo.families", "model family", _chec
 
 def get_family(name: str) -> ModelFamily:
     return FAMILIES.get(name)
+
+
+def family_of(model: Any) -> ModelFamily:
+    """The registered family whose config class built `model` (matched on the config's model_type)."""
+    model_type = getattr(model.config, "model_type", None)
+    for name in FAMILIES.names():
+        family = FAMILIES.get(name)
+        if family.model_type() == model_type:
+            return family
+    raise UserError(
+        f"no registered model family builds '{model_type}' models (families: {', '.join(FAMILIES.names())})"
+    )
 
 
 def quiet_transformers() -> None:

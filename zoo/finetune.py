@@ -157,15 +157,18 @@ def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: An
     return encode_task(read_task(domain, task, cfg), cfg, tokenizer)
 
 
-def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig) -> TaskData:
+def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, *, test: bool = True) -> TaskData:
     """A task's examples per split, checked across splits and cut to the run's limits; `rows` stays
-    empty (see `encode_task`). Pure Python: bad data fails before any model or tokenizer is loaded."""
+    empty (see `encode_task`). Pure Python: bad data fails before any model or tokenizer is loaded.
+    `test=False` never opens the test split (a search selects on dev)."""
     from zoo.benchmarks.kinds import get_kind
     from zoo.benchmarks.tasks import check_label_splits, split_path
 
     kind = get_kind(task.type)
     folder = task_data_dir(domain, task, cfg.data)
-    splits = {"train": kind.load(task, folder, "train"), "test": kind.load(task, folder, "test")}
+    splits = {"train": kind.load(task, folder, "train")}
+    if test:
+        splits["test"] = kind.load(task, folder, "test")
     try:
         split_path(task, folder, "dev")
     except UserError:  # no dev file: fine unless the run selects on dev
