@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import transformers
-from tiny_models import IDS, out, tiny_bert, tiny_llama
+from tiny_models import IDS, out, tiny_bert, tiny_llama, tiny_t5
 from torch import nn
 
 from zoo.adapters import dsee, emoe
@@ -76,6 +76,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "bert-sequence": tiny_bert,
     "llama-token": lambda: tiny_llama(token=True),
     "llama-sequence": tiny_llama,
+    "t5-sequence": tiny_t5,
 }
 LABELS = {
     "token": torch.randint(0, 3, IDS.shape, generator=torch.Generator().manual_seed(2)),
@@ -265,6 +266,7 @@ def test_full_trains_everything():
         ("bert-sequence", {"query", "value"}, "classifier", 32 * 3 + 3),
         ("llama-token", {"q_proj", "v_proj"}, "score", 32 * 3 + 3),
         ("llama-sequence", {"q_proj", "v_proj"}, "score", 32 * 3),  # Llama's sequence head has no bias
+        ("t5-sequence", {"q", "v"}, "classifier", 32 * 3 + 3),  # T5 names: query → q
     ],
 )
 def test_lora_adapts_the_family_attention_targets_and_trains_the_head(model, targets, head, head_params):
@@ -333,3 +335,10 @@ def test_emoe_saves_a_plain_checkpoint_plus_the_split_and_reloads_dense_if_saved
     method.save(model, tmp_path / "dense")
     reloaded = method.load(tiny_bert(), tmp_path / "dense")
     assert method.describe(reloaded)["dense_eval"] is True and torch.equal(out(reloaded), out(model))
+
+
+def test_dsee_head_pruning_refuses_t5_with_the_fix():
+    """T5 shares one relative-position bias (a value per head) across layers: heads cannot go per layer."""
+    method, cfg, model = build("dsee", "t5-sequence", {"r": 4, "num_sparse": 8, "prune_heads": 1})
+    with pytest.raises(UserError, match="method.prune_heads=0"):
+        method.after_training(model, cfg, context("t5-sequence", []))

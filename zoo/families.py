@@ -128,3 +128,18 @@ def quiet_transformers() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+T5 = ModelFamily(
+    name="t5",
+    config_class="zoo.families_t5:t5_config",
+    heads={
+        "span_corruption": "T5ForConditionalGeneration",
+        # The encoder with a head: see zoo.families_t5 for why not T5ForSequenceClassification.
+        "sequence_classification": "zoo.families_t5:T5EncoderForSequenceClassification",
+        "token_classification": "T5ForTokenClassification",
+        "base": "T5EncoderModel",
+    },
+    dropout_keys=("dropout_rate",),
+    token_id_keys={"eos_token_id": "eos_token_id", "decoder_start_token_id": "pad_token_id"},
+)
