@@ -87,6 +87,7 @@ def _line_numbers(path: Path) -> Iterator[int]:
 
 
 def _csv_notes(path: Path, column: str) -> Iterator[str]:
+    csv.field_size_limit(2**31 - 1)  # a discharge summary can exceed csv's default 128 KiB field limit
     try:
         raw = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
         with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
