@@ -194,6 +194,11 @@ def attach(model: nn.Module, cfg: AutoPEFTConfig) -> nn.Module:
             block.get_submodule(family.ffn_input).register_forward_pre_hook(adapters.read_input)
             block.get_submodule(family.ffn_output).register_forward_hook(adapters.add_to_output)
     if cfg.prefix:
+        if not family.prefix_cache:
+            raise UserError(
+                f"prefix-tuning needs a backbone that takes a key/value cache; model family '{family.name}' "
+                "has none: tune this model without a prefix (serial/parallel adapters, LoRA or DSEE)"
+            )
         backbone = base.base_model
         encoder = PrefixEncoder(config, cfg.prefix, cfg.prefix_hidden).to(next(backbone.parameters()).device)
         backbone.add_module(PREFIX_NAME, encoder)

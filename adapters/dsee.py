@@ -74,6 +74,19 @@ _ALIASES = {
     "output.dense": "down_proj",
 }
 _ALIASES.update({v: k for k, v in list(_ALIASES.items())})
+# T5's names for them (its FFN is wi → wo; the gated variant's wi_0/wi_1 are named as they are).
+_T5_NAMES = {
+    "query": "q",
+    "key": "k",
+    "value": "v",
+    "attention.output.dense": "o",
+    "q_proj": "q",
+    "k_proj": "k",
+    "v_proj": "v",
+    "o_proj": "o",
+    "intermediate.dense": "wi",
+    "output.dense": "wo",
+}
 
 
 @dataclass
@@ -194,7 +207,11 @@ def resolve_targets(model: nn.Module, names: Iterable[str]) -> list[str]:
         ]
 
     wanted = set(names)
-    found = match(wanted) or match({_ALIASES.get(w, w) for w in wanted})
+    found = (
+        match(wanted)
+        or match({_ALIASES.get(w, w) for w in wanted})
+        or match({_T5_NAMES.get(w, w) for w in wanted})
+    )
     if not found:
         local = sorted({s for _, s in linears})
         raise UserError(

@@ -177,7 +177,12 @@ def ffn_parts(block: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Linear]:
         return block, block.intermediate.dense, block.output.dense
     if hasattr(block, "mlp") and hasattr(block.mlp, "gate_proj"):
         return block.mlp, block.mlp.gate_proj, block.mlp.down_proj
-    raise UserError(f"EMoE: no FFN (intermediate/output or gate/up/down_proj) in {type(block).__name__}")
+    ff = getattr(block.layer[-1], "DenseReluDense", None) if hasattr(block, "layer") else None
+    if ff is not None:  # T5: wi (or the gated variant's wi_0) → activation → wo
+        return block, ff.wi if hasattr(ff, "wi") else ff.wi_0, ff.wo
+    raise UserError(
+        f"EMoE: no FFN (intermediate/output, gate/up/down_proj or T5's wi/wo) in {type(block).__name__}"
+    )
 
 
 def chosen_layers(model: nn.Module, layers: list[int] | None) -> list[int]:

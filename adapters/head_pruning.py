@@ -52,7 +52,9 @@ def blocks(model: nn.Module) -> list[nn.Module]:
         return list(base.encoder.layer)
     if hasattr(base, "layers"):
         return list(base.layers)
-    raise UserError(f"no BERT- or Llama-style layer stack in {type(model).__name__}")
+    if hasattr(base, "encoder") and hasattr(base.encoder, "block"):  # T5: the encoder's blocks
+        return list(base.encoder.block)
+    raise UserError(f"no BERT-, Llama- or T5-style layer stack in {type(model).__name__}")
 
 
 def attention(block: nn.Module) -> Attention:
@@ -67,6 +69,10 @@ def attention(block: nn.Module) -> Attention:
         n = _out_features(sa.q_proj) // sa.head_dim
         kv = _out_features(sa.k_proj) // sa.head_dim
         return Attention(sa, sa.q_proj, sa.k_proj, sa.v_proj, sa.o_proj, sa.head_dim, n, kv)
+    if hasattr(block, "layer") and hasattr(block.layer[0], "SelfAttention"):  # T5
+        sa = block.layer[0].SelfAttention
+        n = _out_features(sa.q) // sa.key_value_proj_dim
+        return Attention(sa, sa.q, sa.k, sa.v, sa.o, sa.key_value_proj_dim, n, n)
     raise UserError(f"no self-attention found in {type(block).__name__}")
 
 
@@ -130,6 +136,10 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Sequence[int]]) -> nn.Modu
         if not drop:
             continue
         a = attention(layers[layer])
+        if hasattr(a.module, "relative_attention_num_buckets"):
+            # T5 reshapes by its fixed n_heads, and layer 0's relative position bias (one value per head)
+            # is shared by every layer: heads cannot be removed per layer.
+            raise UserError("attention heads cannot be pruned in a T5 model; set method.prune_heads=0")
         if drop[0] < 0 or drop[-1] >= a.num_heads:
             raise UserError(f"layer {layer} has heads 0..{a.num_heads - 1}; cannot prune {drop}")
         if len(drop) >= a.num_heads:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import transformers
-from tiny_models import IDS, out, tiny_bert, tiny_llama
+from tiny_models import IDS, out, tiny_bert, tiny_llama, tiny_t5
 from torch import nn
 
 from zoo.adapters import dsee, emoe
@@ -44,6 +44,9 @@ class Case:
     """The method trains a strict subset of the parameters (PEFT)."""
     keys: frozenset[str] = frozenset()
     """Summary keys beyond trainable_params / total_params / trainable_percent."""
+    refuses: frozenset[str] = frozenset()
+    """MODELS rows the method cannot adapt with `options`: `apply` must say so (UserError), and the contract
+    tests leave the row out."""
 
 
 CASES: dict[str, Case] = {
@@ -76,12 +79,18 @@ CASES: dict[str, Case] = {
         keys=frozenset({"autopeft_params"}),
     ),
     "parallel_adapter": Case(options={"size": 4}, subset=True, keys=frozenset({"autopeft_params"})),
-    "prefix": Case(options={"length": 3, "hidden": 8}, subset=True, keys=frozenset({"autopeft_params"})),
+    "prefix": Case(
+        options={"length": 3, "hidden": 8},
+        subset=True,
+        keys=frozenset({"autopeft_params"}),
+        refuses=frozenset({"t5-sequence"}),  # T5's encoder takes no key/value cache
+    ),
     "autopeft": Case(
         options={"serial": 4, "parallel": 2, "prefix": 3, "prefix_hidden": 8, "layers": [1], "lora_r": 2},
         identity_options={"serial": 4, "parallel": 2, "serial_init": "zero", "layers": [0]},
         subset=True,
         keys=frozenset({"autopeft_params"}),
+        refuses=frozenset({"t5-sequence"}),  # its options include a prefix
     ),
 }
 
@@ -90,22 +99,32 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "bert-sequence": tiny_bert,
     "llama-token": lambda: tiny_llama(token=True),
     "llama-sequence": tiny_llama,
+    "t5-sequence": tiny_t5,
 }
 LABELS = {
     "token": torch.randint(0, 3, IDS.shape, generator=torch.Generator().manual_seed(2)),
     "sequence": torch.tensor([0, 2]),
 }
-TABLE = [(name, model) for name in METHODS.names() for model in MODELS]
 
 
 def case(name: str) -> Case:
     return CASES.get(name, Case())
 
 
+TABLE = [(name, model) for name in METHODS.names() for model in MODELS if model not in case(name).refuses]
+REFUSED = [(name, model) for name in METHODS.names() for model in sorted(case(name).refuses)]
+
+
 def build(name: str, model: str, options: dict[str, Any] | None = None) -> tuple[Method, Any, nn.Module]:
     method = get_method(name)
     cfg = method_config(method, case(name).options if options is None else options)
     return method, cfg, method.apply(MODELS[model](), cfg, None)
+
+
+@pytest.mark.parametrize("name, model", REFUSED)
+def test_a_method_refuses_a_model_it_cannot_adapt_with_a_user_error(name: str, model: str) -> None:
+    with pytest.raises(UserError, match="family"):
+        build(name, model)
 
 
 def loss(model: nn.Module, model_key: str) -> torch.Tensor:
@@ -279,6 +298,7 @@ def test_full_trains_everything():
         ("bert-sequence", {"query", "value"}, "classifier", 32 * 3 + 3),
         ("llama-token", {"q_proj", "v_proj"}, "score", 32 * 3 + 3),
         ("llama-sequence", {"q_proj", "v_proj"}, "score", 32 * 3),  # Llama's sequence head has no bias
+        ("t5-sequence", {"q", "v"}, "classifier", 32 * 3 + 3),  # T5 names: query → q
     ],
 )
 def test_lora_adapts_the_family_attention_targets_and_trains_the_head(model, targets, head, head_params):
@@ -429,3 +449,10 @@ def test_autopeft_over_dsee_saves_and_reloads(tmp_path):
     assert dsee.dsee_layers(model) and method.describe(model)["autopeft_params"] > 0
     method.save(model, tmp_path)
     torch.testing.assert_close(out(method.load(tiny_bert(), tmp_path)), out(model), rtol=0, atol=0)
+
+
+def test_dsee_head_pruning_refuses_t5_with_the_fix():
+    """T5 shares one relative-position bias (a value per head) across layers: heads cannot go per layer."""
+    method, cfg, model = build("dsee", "t5-sequence", {"r": 4, "num_sparse": 8, "prune_heads": 1})
+    with pytest.raises(UserError, match="method.prune_heads=0"):
+        method.after_training(model, cfg, context("t5-sequence", []))

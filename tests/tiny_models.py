@@ -51,6 +51,25 @@ def tiny_llama(
     return cls(cfg).eval()
 
 
+def tiny_t5(seed: int = 0) -> transformers.PreTrainedModel:
+    """The clinical domain's fine-tuning model: a T5 encoder with a sequence-classification head (3 labels)."""
+    from zoo.families_t5 import T5EncoderForSequenceClassification, t5_config
+
+    cfg = t5_config(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+        dropout_rate=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    torch.manual_seed(seed)
+    return T5EncoderForSequenceClassification(cfg).eval()
+
+
 @torch.no_grad()
 def out(model: torch.nn.Module) -> torch.Tensor:
     return model(input_ids=IDS).logits

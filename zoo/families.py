@@ -45,6 +45,8 @@ class ModelFamily:
     """Module inside a block whose first input is the FFN input (a parallel adapter reads it)."""
     ffn_output: str = ""
     """Module inside a block whose output is the FFN output before the residual (adapters add to it)."""
+    prefix_cache: bool = False
+    """The backbone takes a key/value cache (`past_key_values`) that prefix-tuning can fill."""
 
     def head_class(self, head: str) -> Any:
         if head not in self.heads:
@@ -95,6 +97,7 @@ BERT = ModelFamily(
     layers="encoder.layer",
     ffn_input="intermediate",
     ffn_output="output.dense",
+    prefix_cache=True,
 )
 
 LLAMA = ModelFamily(
@@ -111,6 +114,7 @@ LLAMA = ModelFamily(
     layers="layers",
     ffn_input="mlp",
     ffn_output="mlp",
+    prefix_cache=True,
 )
 
 
@@ -153,3 +157,21 @@ def quiet_transformers() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+T5 = ModelFamily(
+    name="t5",
+    config_class="zoo.families_t5:t5_config",
+    heads={
+        "span_corruption": "T5ForConditionalGeneration",
+        # The encoder with a head: see zoo.families_t5 for why not T5ForSequenceClassification.
+        "sequence_classification": "zoo.families_t5:T5EncoderForSequenceClassification",
+        "token_classification": "T5ForTokenClassification",
+        "base": "T5EncoderModel",
+    },
+    dropout_keys=("dropout_rate",),
+    token_id_keys={"eos_token_id": "eos_token_id", "decoder_start_token_id": "pad_token_id"},
+    layers="encoder.block",
+    ffn_input="layer.1.DenseReluDense",  # T5LayerFF: x + DenseReluDense(layer_norm(x))
+    ffn_output="layer.1.DenseReluDense",
+)

@@ -39,6 +39,7 @@ SPECIAL_ROLES = ("pad", "unk", "cls", "sep", "mask", "bos", "eos")
 IUPAC_POLICIES = ("map_to_n", "keep")
 IUPAC_CODES = "RYKMSWBDHV"  # two- and three-base ambiguity codes; N (any base) is kept as is
 WORDPIECE_PREFIX = "##"
+SENTINEL = "<extra_id_{}>"  # T5's sentinel tokens, numbered from 0
 
 
 def recipes_dir() -> Path:
@@ -68,6 +69,10 @@ class TokenizerRecipe:
     `pattern` (pre_tokenizer 'regex' only): every match is a piece of its own, and so is each run of text
     between matches; merges never cross a piece edge. The normaliser step 'metaspace' is SentencePiece's
     space handling: every space becomes '▁' and one '▁' is prepended, so decoding restores the spaces.
+    `placeholders` are (regex, token) pairs applied first by the normaliser, in order: every match becomes
+    the token, which is one atomic entry (Clinical-T5's de-identification tags: '[**Name**]' → '[NAME]').
+    `sentinel_tokens` = n adds the special tokens '<extra_id_0>' … '<extra_id_{n-1}>' after the
+    vocabulary (T5 span corruption), not counted in `vocab_size` (T5: 32,000 + 100).
     """
 
     name: str
@@ -86,12 +91,15 @@ class TokenizerRecipe:
     atomic_tokens: tuple[str, ...] = ()
     byte_fallback: bool = False
     pattern: str | None = None
+    placeholders: tuple[tuple[str, str], ...] = ()
+    sentinel_tokens: int = 0
     source: str = field(default="<recipe>", compare=False)  # where it was loaded from, for messages
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalizer", tuple(self.normalizer))
         object.__setattr__(self, "atomic_tokens", tuple(self.atomic_tokens))
         object.__setattr__(self, "special_tokens", dict(self.special_tokens))
+        object.__setattr__(self, "placeholders", tuple(tuple(p) for p in self.placeholders))
         self._validate()
 
     def _fail(self, what: str) -> UserError:
@@ -184,8 +192,32 @@ class TokenizerRecipe:
                 Regex(self.pattern)
             except Exception as exc:
                 raise self._fail(f"pattern {self.pattern!r} is not a regular expression ({exc})") from None
+        self._validate_placeholders()
         if "metaspace" in self.normalizer and self.pre_tokenizer in ("bert", "whitespace", "metaspace"):
             raise self._fail(f"normalizer step metaspace cannot go with pre_tokenizer {self.pre_tokenizer}")
+
+    def _validate_placeholders(self) -> None:
+        from tokenizers import Regex
+
+        count = self.sentinel_tokens
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 1000:
+            raise self._fail(f"sentinel_tokens must be an integer from 0 to 1000, got {count!r}")
+        for pair in self.placeholders:
+            if len(pair) != 2 or not all(isinstance(x, str) and x for x in pair):
+                raise self._fail(
+                    f"each placeholder is a [regex, token] pair of non-empty strings, got {pair!r}"
+                )
+            try:
+                Regex(pair[0])
+            except Exception as exc:
+                raise self._fail(
+                    f"placeholder pattern {pair[0]!r} is not a regular expression ({exc})"
+                ) from None
+
+    @property
+    def sentinels(self) -> list[str]:
+        """T5's sentinel tokens '<extra_id_0>' … (none unless `sentinel_tokens` > 0)."""
+        return [SENTINEL.format(i) for i in range(self.sentinel_tokens)]
 
     @property
     def kmer_vocab_size(self) -> int:
@@ -215,6 +247,12 @@ class TokenizerRecipe:
         if missing:
             raise UserError(f"tokenizer recipe {source}: missing required key(s) {', '.join(missing)}")
         kwargs = dict(data)
+        placeholders = kwargs.get("placeholders") or ()
+        if not isinstance(placeholders, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) for p in placeholders
+        ):
+            raise UserError(f"tokenizer recipe {source}: placeholders must be a list of [regex, token] pairs")
+        kwargs["placeholders"] = tuple(tuple(p) for p in placeholders)
         for key in ("normalizer", "atomic_tokens"):
             value = kwargs.get(key) or ()
             if isinstance(value, str) or not isinstance(value, (list, tuple)):
@@ -255,9 +293,11 @@ def load_recipe(name_or_path: str | Path) -> TokenizerRecipe:
 
 
 def _normalizer(recipe: TokenizerRecipe) -> Any:
+    from tokenizers import Regex
     from tokenizers import normalizers as n
 
-    steps: list[Any] = []
+    # Placeholders first, so the later steps never see (or split) what a placeholder replaces.
+    steps: list[Any] = [n.Replace(Regex(pattern), token) for pattern, token in recipe.placeholders]
     for step in recipe.normalizer:
         if step == "metaspace":
             steps.extend([n.Prepend(SPACE_MARKER), n.Replace(" ", SPACE_MARKER)])
@@ -467,7 +507,14 @@ def train_tokenizer(
                 counter[0],
                 recipe.min_frequency,
             )
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    tok.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in specials + recipe.sentinels]
+    )
+    if recipe.placeholders:
+        # Matched in the normalised text, where the placeholder patterns have produced them.
+        tok.add_tokens(
+            [AddedToken(t, normalized=True) for t in dict.fromkeys(t for _, t in recipe.placeholders)]
+        )
     if recipe.atomic_tokens:
         tok.add_tokens([AddedToken(t, single_word=False, normalized=False) for t in recipe.atomic_tokens])
     post = _post_processor(recipe, tok)
@@ -484,6 +531,7 @@ def train_tokenizer(
         clean_up_tokenization_spaces=False,
         model_input_names=inputs,
         **role_kwargs,
+        **({"extra_special_tokens": recipe.sentinels} if recipe.sentinels else {}),
     )
 
 
