@@ -92,8 +92,12 @@ def tokenize_documents(tokenizer: Any, docs: Iterator[str], batch: int = 512) ->
 
 
 def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> PreparedData:
-    """Tokenize and pack the corpus; every k-th document is held out for eval loss."""
-    from zoo.packing import pack_documents
+    """Tokenize and pack the corpus; every k-th document is held out for eval loss. A model family that
+    cannot isolate packed documents (`ModelFamily.packs`) gets one document window per block instead."""
+    from zoo.families import get_family
+    from zoo.packing import pack_documents, window_documents
+
+    blocks = pack_documents if get_family(domain.model.family).packs else window_documents
 
     every = max(2, round(1 / cfg.data.eval_fraction)) if cfg.data.eval_fraction > 0 else 0
     spec = corpus_spec(domain, cfg)
@@ -109,10 +113,10 @@ def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Prepare
     if cfg.data.replay_corpus and cfg.data.replay_ratio > 0:
         rpaths = replay_paths(cfg)
         replay_docs = tokenize_documents(tokenizer, documents(spec, rpaths, cfg.data.max_documents))
-        replay = list(pack_documents(replay_docs, seq_len, pad_id=pad))
+        replay = list(blocks(replay_docs, seq_len, pad))
     return PreparedData(
-        train=list(pack_documents(train_docs, seq_len, pad_id=pad)),
-        eval=list(pack_documents(eval_docs, seq_len, pad_id=pad)),
+        train=list(blocks(train_docs, seq_len, pad)),
+        eval=list(blocks(eval_docs, seq_len, pad)),
         replay=replay,
         documents=len(train_docs) + len(eval_docs),
         tokens=sum(len(d["input_ids"]) for d in train_docs),
@@ -153,6 +157,15 @@ def model_config(domain: Domain, cfg: PretrainConfig) -> dict[str, Any]:
     merged = dict(domain.model.config)
     merged.update({k: v for k, v in to_dict(cfg.model).items() if v is not None})
     check_model_sizes(merged)
+    if cfg.model.attention_window is not None:
+        from zoo.families import get_family
+
+        family = get_family(domain.model.family)
+        if not family.windowed:
+            raise UserError(
+                f"model.attention_window: the '{family.name}' model family has no sliding-window attention; "
+                "drop the key (it applies to families such as longformer)"
+            )
     if merged.get("max_position_embeddings", 0) < cfg.data.seq_len:
         merged["max_position_embeddings"] = cfg.data.seq_len
     merged.setdefault("attn_implementation", "sdpa")
