@@ -139,19 +139,29 @@ def test_rtd_run_saves_only_the_discriminator_loadable_with_from_pretrained(tmp_
 
 
 def test_mlm_stays_available_for_the_legal_domain_as_the_control(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     from transformers import LongformerForMaskedLM
 
-    from zoo.domain import ObjectiveSpec
     from zoo.pretrain import pretrain
 
-    domain = replace(get_domain("legal"), objective=ObjectiveSpec("mlm", {"mask_prob": 0.15}))
-    cfg = build_config(
-        PretrainConfig, domain.pretrain_defaults, overrides=[*TINY, "train.batch_size=4", "train.max_steps=2"]
-    )
+    domain = get_domain("legal")
+    overrides = [
+        *TINY,
+        "train.batch_size=4",
+        "train.max_steps=2",
+        "objective.name=mlm",
+        "objective.mask_prob=0.2",
+    ]
+    cfg = build_config(PretrainConfig, domain.pretrain_defaults, overrides=overrides)
     run = pretrain(domain, cfg, out=tmp_path / "mlm", quiet=True)
     assert isinstance(LongformerForMaskedLM.from_pretrained(run / "model"), LongformerForMaskedLM)
+    bad = build_config(
+        PretrainConfig,
+        domain.pretrain_defaults,
+        overrides=["objective.name=mlm", "objective.generator_size=0.5"],
+    )
+    with pytest.raises(UserError, match="generator_size"):  # rtd's options do not follow to another objective
+        pretrain(domain, bad, out=tmp_path / "bad", quiet=True)
+    assert not (tmp_path / "bad").exists()
 
 
 # ------------------------------------------------------------------------------------------ CaseHOLD

@@ -218,7 +218,8 @@ class PretrainConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     objective: dict[str, Any] = field(default_factory=dict)
-    """Options of the domain's objective over its defaults, e.g. objective.mask_prob=0.3."""
+    """Options of the domain's objective over its defaults, e.g. objective.mask_prob=0.3; objective.name=mlm
+    picks another registered objective (with only the options given here)."""
     corpus: dict[str, Any] = field(default_factory=dict)
     """Options of the domain's corpus reader over its defaults, e.g. corpus.window=4096."""
     train: TrainConfig = field(default_factory=TrainConfig)

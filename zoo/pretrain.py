@@ -43,11 +43,21 @@ def corpus_spec(domain: Domain, cfg: PretrainConfig) -> CorpusSpec:
     return CorpusSpec(domain.corpus.format, {**domain.corpus.options, **cfg.corpus})
 
 
+def objective_choice(domain: Domain, cfg: PretrainConfig) -> tuple[str, dict[str, Any]]:
+    """(objective name, options): the domain's objective with the run's `objective.*` options over its
+    defaults, or another registered objective named by `objective.name` (e.g. `mlm`, the control of the
+    legal domain's `rtd`) with the run's options only."""
+    options = dict(cfg.objective)
+    name = str(options.pop("name", domain.objective.name))
+    defaults = domain.objective.options if name == domain.objective.name else {}
+    return name, {**defaults, **options}
+
+
 def build_domain_objective(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Any:
-    """The domain's objective with the run's `objective.*` options over its defaults."""
+    """The run's objective (`objective_choice`) built for `tokenizer`."""
     from zoo.objectives import build_objective
 
-    return build_objective(domain.objective.name, {**domain.objective.options, **cfg.objective}, tokenizer)
+    return build_objective(*objective_choice(domain, cfg), tokenizer)
 
 
 def corpus_paths(domain: Domain, cfg: PretrainConfig) -> list[Path]:
@@ -220,7 +230,7 @@ def pretrain(
         check_output_dir(out, resumable=True)
     cfg.domain = domain.name
     # Everything that can fail on user input happens before the run dir is created, the cheap checks first.
-    objective_options(domain.objective.name, {**domain.objective.options, **cfg.objective})
+    objective_options(*objective_choice(domain, cfg))
     model_config(domain, cfg)
     corpus_paths(domain, cfg)
     replay_paths(cfg)
