@@ -51,7 +51,9 @@ def main() -> None:
     rtd = step_flops("rtd", dict(domain.objective.options), domain, cfg, tokenizer, blocks)
     mlm = step_flops("mlm", {"mask_prob": 0.15}, domain, cfg, tokenizer, blocks)
     steps = cfg.train.max_steps or 0
-    print(f"per {rows}×{length} block batch: rtd {rtd / 1e9:.2f} GFLOP, mlm {mlm / 1e9:.2f} GFLOP, ratio {rtd / mlm:.3f}")
+    print(
+        f"per {rows}×{length} block batch: rtd {rtd / 1e9:.2f} GFLOP, mlm {mlm / 1e9:.2f} GFLOP, ratio {rtd / mlm:.3f}"
+    )
     print(f"rtd {steps} steps = mlm {round(steps * rtd / mlm)} steps at equal FLOPs")
 
 
