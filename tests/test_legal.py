@@ -300,7 +300,7 @@ def test_a_casehold_row_without_a_candidate_fails_through_the_cli(
     assert f"{tmp_path / 'data' / 'test.csv'}:3: candidate holding 3 is empty" in err
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("method", ["full", "lora", "dsee", "emoe"])
 def test_methods_fine_tune_a_longformer(method: str, tmp_path: Path) -> None:
     from zoo.finetune import finetune
 
@@ -312,3 +312,15 @@ def test_methods_fine_tune_a_longformer(method: str, tmp_path: Path) -> None:
     )
     out = finetune(domain, cfg, out=tmp_path / method, quiet=True)
     assert set(out.tasks[0].scores[0].metrics) >= {"macro_f1", "micro_f1"}
+
+
+def test_dsee_head_pruning_refuses_longformer_attention(tmp_path: Path) -> None:
+    from zoo.finetune import finetune
+
+    domain = get_domain("legal")
+    overrides = ["tasks=[unfair_tos]", "train.max_steps=1", "train.batch_size=4", "method.name=dsee"]
+    cfg = build_config(
+        FinetuneConfig, domain.finetune_defaults, overrides=[*overrides, "method.prune_heads=1"]
+    )
+    with pytest.raises(UserError, match="head pruning does not support Longformer"):
+        finetune(domain, cfg, out=tmp_path / "dsee", quiet=True)
