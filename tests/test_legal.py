@@ -324,3 +324,21 @@ def test_dsee_head_pruning_refuses_longformer_attention(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="head pruning does not support Longformer"):
         finetune(domain, cfg, out=tmp_path / "dsee", quiet=True)
+
+
+def test_longformer_takes_4096_positions_and_names_the_fix_beyond() -> None:
+    from types import SimpleNamespace
+
+    from zoo.longformer import window_inputs
+
+    model = SimpleNamespace(config=SimpleNamespace(pad_token_id=0, max_position_embeddings=4098))
+    for length, fits in ((4096, True), (4098, False)):
+        batch = {
+            "doc_ids": torch.zeros(1, length, dtype=torch.long),
+            "position_ids": torch.arange(length)[None],
+        }
+        if fits:
+            assert int(window_inputs(model, batch, causal=False)["position_ids"].max()) == 4096
+        else:
+            with pytest.raises(UserError, match="set model.max_position_embeddings"):
+                window_inputs(model, batch, causal=False)
