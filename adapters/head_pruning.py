@@ -60,10 +60,10 @@ def blocks(model: nn.Module) -> list[nn.Module]:
 def attention(block: nn.Module) -> Attention:
     if hasattr(block, "attention") and hasattr(block.attention, "self"):  # BERT
         sa = block.attention.self
-        n = sa.all_head_size // sa.attention_head_size
-        return Attention(
-            sa, sa.query, sa.key, sa.value, block.attention.output.dense, sa.attention_head_size, n, n
-        )
+        # Longformer's self-attention keeps num_heads/head_dim (BERT: all_head_size/attention_head_size).
+        head_dim = getattr(sa, "attention_head_size", None) or sa.head_dim
+        n = sa.all_head_size // head_dim if hasattr(sa, "all_head_size") else sa.num_heads
+        return Attention(sa, sa.query, sa.key, sa.value, block.attention.output.dense, head_dim, n, n)
     if hasattr(block, "self_attn"):  # Llama
         sa = block.self_attn
         n = _out_features(sa.q_proj) // sa.head_dim
@@ -140,6 +140,11 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Sequence[int]]) -> nn.Modu
             # T5 reshapes by its fixed n_heads, and layer 0's relative position bias (one value per head)
             # is shared by every layer: heads cannot be removed per layer.
             raise UserError("attention heads cannot be pruned in a T5 model; set method.prune_heads=0")
+        if hasattr(a.module, "query_global"):
+            raise UserError(
+                "head pruning does not support Longformer attention (its global query/key/value projections "
+                "would keep the pruned heads); set method.prune_heads=0"
+            )
         if drop[0] < 0 or drop[-1] >= a.num_heads:
             raise UserError(f"layer {layer} has heads 0..{a.num_heads - 1}; cannot prune {drop}")
         if len(drop) >= a.num_heads:

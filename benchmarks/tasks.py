@@ -463,7 +463,7 @@ def _load_multi_label_csv(path: Path, options: Mapping[str, Any]) -> list[Exampl
     `label_separator` (default ';'), an empty field meaning no label.
 
     Options: `text_column` ('text'), `pair_column`, `labels_column` ('labels'), `label_separator`,
-    `delimiter`.
+    `delimiter`, `label_names` (the valid labels; any other is an error naming its line).
     """
     header, records = _read_csv(path, options)
     text_i = _column(path, header, options.get("text_column", "text"), "text_column")
@@ -475,7 +475,7 @@ def _load_multi_label_csv(path: Path, options: Mapping[str, Any]) -> list[Exampl
         MultiLabelExample(
             _text(path, line, row[text_i], header[text_i]),
             None if pair_i is None else _text(path, line, row[pair_i], header[pair_i]),
-            _label_set(path, line, row[labels_i], separator),
+            _label_set(path, line, row[labels_i], separator, options.get("label_names")),
             f"{path}:{line}",
         )
         for line, row in records
@@ -485,7 +485,7 @@ def _load_multi_label_csv(path: Path, options: Mapping[str, Any]) -> list[Exampl
 def _load_multi_label_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
     """One JSON object per line with a list of labels (`[]` = no label); the CLAUDETTE / LexGLUE layout.
 
-    Options: `text_column` ('text'), `pair_column`, `labels_column` ('labels').
+    Options: `text_column` ('text'), `pair_column`, `labels_column` ('labels'), `label_names`.
     """
     text = options.get("text_column", "text")
     pair = options.get("pair_column")
@@ -498,15 +498,18 @@ def _load_multi_label_jsonl(path: Path, options: Mapping[str, Any]) -> list[Exam
             MultiLabelExample(
                 _text(path, lineno, obj[text], text),
                 None if pair is None else _text(path, lineno, obj[pair], pair),
-                _label_set(path, lineno, obj[labels], None),
+                _label_set(path, lineno, obj[labels], None, options.get("label_names")),
                 f"{path}:{lineno}",
             )
         )
     return examples
 
 
-def _label_set(path: Path, lineno: int, value: Any, separator: str | None) -> tuple[str, ...]:
-    """Distinct labels in file order, from a CSV field joined by `separator` or a JSON list."""
+def _label_set(
+    path: Path, lineno: int, value: Any, separator: str | None, known: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """Distinct labels in file order, from a CSV field joined by `separator` or a JSON list; each one of
+    `known` when the task lists its labels (option `label_names`)."""
     if separator is not None and isinstance(value, str):
         pieces = [p.strip() for p in value.split(separator)] if value.strip() else []
         fix = f"separate labels with {separator!r} (task option label_separator) and leave the field empty for none"
@@ -522,6 +525,12 @@ def _label_set(path: Path, lineno: int, value: Any, separator: str | None) -> tu
         )
     if any(p == "" for p in pieces):
         raise UserError(f"{path}:{lineno}: empty label in {value!r}; {fix}")
+    unknown = [p for p in pieces if known is not None and p not in known]
+    if unknown:
+        raise UserError(
+            f"{path}:{lineno}: unknown label {unknown[0]!r}{did_you_mean(unknown[0], known or ())}; fix the "
+            "label, or the task option label_names"
+        )
     return tuple(dict.fromkeys(pieces))
 
 
@@ -564,7 +573,8 @@ def _load_choice_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
     """One JSON object per line: a context, its choices and the right choice's index.
 
     Options: `context_column` ('context'), either `choices_column` (one key holding the list of choices,
-    default 'endings': the LexGLUE CaseHOLD layout) or `choice_columns` (one key per choice), `label_column`.
+    default 'endings': the LexGLUE CaseHOLD layout) or `choice_columns` (one key per choice), `label_column`,
+    `num_choices` (the number every line must have; default: the first line's).
     """
     context = options.get("context_column", "context")
     label = options.get("label_column", "label")
@@ -573,7 +583,7 @@ def _load_choice_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
     keys = {context: "context_column", label: "label_column"}
     keys.update({c: "choice_columns" for c in names} if names else {listed: "choices_column"})
     examples: list[Example] = []
-    k = len(names) if names else None
+    k = len(names) if names else options.get("num_choices")
     for lineno, obj in _read_jsonl(path):
         _require(path, lineno, obj, keys)
         raw = [obj[c] for c in names] if names else obj[listed]
@@ -583,8 +593,13 @@ def _load_choice_jsonl(path: Path, options: Mapping[str, Any]) -> list[Example]:
             )
         if k is not None and len(raw) != k:
             raise UserError(
-                f"{path}:{lineno}: {len(raw)} choices where earlier lines have {k}; every example of a task "
-                "needs the same number of choices"
+                f"{path}:{lineno}: {len(raw)} choices where "
+                + (
+                    f"the task has {k}"
+                    if lineno == 1 or "num_choices" in options
+                    else f"earlier lines have {k}"
+                )
+                + "; every example of a task needs the same number of choices"
             )
         k = len(raw)
         choices = tuple(_text(path, lineno, c, listed if names is None else "choice_columns") for c in raw)

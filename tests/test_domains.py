@@ -25,7 +25,7 @@ TINY_MODEL = [
 
 
 def test_the_builtins_are_registered() -> None:
-    assert {"biomedical", "genomic", "stackoverflow", "url"} <= set(DOMAINS)
+    assert {"biomedical", "genomic", "stackoverflow", "url", "legal"} <= set(DOMAINS)
 
 
 @pytest.mark.parametrize("name", DOMAINS)

@@ -114,6 +114,8 @@ class ModelConfig:
     max_position_embeddings: int | None = bounded(None, ge=2)
     dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     """Hidden and attention dropout (BERT-style families)."""
+    attention_window: int | None = bounded(None, ge=2)
+    """Sliding-window attention width in tokens, even (families with windowed attention: longformer)."""
 
 
 def check_model_sizes(config: Mapping[str, Any]) -> None:
@@ -125,6 +127,9 @@ def check_model_sizes(config: Mapping[str, Any]) -> None:
             f"model.hidden_size={hidden} is not divisible by model.num_attention_heads={heads}; "
             "each head gets hidden_size / num_attention_heads dimensions"
         )
+    window = config.get("attention_window")
+    if isinstance(window, int) and window % 2:
+        raise UserError(f"model.attention_window={window} must be even (half of it on each side of a token)")
     if heads and kv and heads % kv:
         raise UserError(
             f"model.num_attention_heads={heads} is not divisible by model.num_key_value_heads={kv}; "
@@ -234,7 +239,8 @@ class PretrainConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     objective: dict[str, Any] = field(default_factory=dict)
-    """Options of the domain's objective over its defaults, e.g. objective.mask_prob=0.3."""
+    """Options of the domain's objective over its defaults, e.g. objective.mask_prob=0.3; objective.name=mlm
+    picks another registered objective (with only the options given here)."""
     corpus: dict[str, Any] = field(default_factory=dict)
     """Options of the domain's corpus reader over its defaults, e.g. corpus.window=4096."""
     train: TrainConfig = field(default_factory=TrainConfig)

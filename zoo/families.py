@@ -47,6 +47,27 @@ class ModelFamily:
     """Module inside a block whose output is the FFN output before the residual (adapters add to it)."""
     prefix_cache: bool = False
     """The backbone takes a key/value cache (`past_key_values`) that prefix-tuning can fill."""
+    window_inputs: str | None = None
+    """For a family whose attention cannot take the packed block-diagonal mask (Longformer's sliding
+    window takes only a [B, L] mask): 'pkg.module:func' mapping (model, batch, causal) to the attention
+    keywords of a pretraining forward. Its pretraining blocks then hold one window of one document each
+    (`zoo.packing.window_documents`), never two documents. None: packed blocks, `zoo.packing` masks."""
+
+    @property
+    def packs(self) -> bool:
+        """Whether pretraining packs several documents into one block (isolated by the attention mask)."""
+        return self.window_inputs is None
+
+    @property
+    def windowed(self) -> bool:
+        """Whether its config takes `attention_window` (sliding-window attention)."""
+        return hasattr(_resolve(self.config_class)(), "attention_window")
+
+    def window_forward_inputs(self, model: Any, batch: Mapping[str, Any], causal: bool) -> dict[str, Any]:
+        """The attention keywords (mask, positions) of a pretraining forward on one-window blocks."""
+        if self.window_inputs is None:
+            raise ValueError(f"model family '{self.name}' packs; its mask comes from zoo.packing")
+        return _resolve(self.window_inputs)(model, batch, causal)
 
     def head_class(self, head: str) -> Any:
         if head not in self.heads:
@@ -115,6 +136,28 @@ LLAMA = ModelFamily(
     ffn_input="mlp",
     ffn_output="mlp",
     prefix_cache=True,
+)
+
+LONGFORMER = ModelFamily(
+    name="longformer",
+    config_class="LongformerConfig",
+    heads={
+        "masked_lm": "LongformerForMaskedLM",
+        "token_classification": "LongformerForTokenClassification",
+        "sequence_classification": "LongformerForSequenceClassification",
+        "multiple_choice": "zoo.longformer:LongformerForMultipleChoice",
+        "base": "LongformerModel",
+    },
+    dropout_keys=("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    token_id_keys={
+        "sep_token_id": "sep_token_id",
+        "bos_token_id": "cls_token_id",
+        "eos_token_id": "sep_token_id",
+    },
+    window_inputs="zoo.longformer:window_inputs",
+    layers="encoder.layer",
+    ffn_input="intermediate",
+    ffn_output="output.dense",
 )
 
 

@@ -66,13 +66,17 @@ class HeadObjective:
 
     name = ""
     head = ""
+    family: ModelFamily | None = None
+    """The family of the model it built or loaded: it says how that model takes a pretraining batch."""
 
     def build_model(
         self, family: ModelFamily, config: Mapping[str, Any], tokenizer: Any, seed: int
     ) -> nn.Module:
+        self.family = family
         return family.build(self.head, config, tokenizer, seed)
 
     def load_model(self, family: ModelFamily, path: Path) -> nn.Module:
+        self.family = family
         return family.head_class(self.head).from_pretrained(path)
 
     def export(self, model: nn.Module) -> nn.Module:
@@ -89,19 +93,26 @@ def _model_dtype(model: Any) -> torch.dtype:
 
 
 def token_loss_sum(
-    model: Any, batch: Mapping[str, torch.Tensor], causal: bool
+    model: Any, batch: Mapping[str, torch.Tensor], causal: bool, family: ModelFamily | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of token cross entropies, number of labelled tokens); CLM labels are shifted as in HF.
 
     The sum form lets a trainer divide by the labelled-token count of the whole global batch
     (gradient accumulation, several processes) instead of averaging per-micro-batch means.
+    `family` (the model's, when the objective built or loaded it) gives the attention inputs.
     """
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=model_mask(model, batch, causal),
-        position_ids=batch["position_ids"],
-    )
+    out = model(input_ids=batch["input_ids"], **forward_inputs(model, batch, causal, family))
     return logits_loss_sum(out.logits, batch["labels"], causal)
+
+
+def forward_inputs(
+    model: Any, batch: Mapping[str, torch.Tensor], causal: bool, family: ModelFamily | None
+) -> dict[str, Any]:
+    """Attention mask and positions of a pretraining forward: the family's own (Longformer's windows),
+    else the packed block mask of `model_mask`."""
+    if family is not None and not family.packs:
+        return family.window_forward_inputs(model, batch, causal)
+    return {"attention_mask": model_mask(model, batch, causal), "position_ids": batch["position_ids"]}
 
 
 def model_mask(model: Any, batch: Mapping[str, torch.Tensor], causal: bool) -> Any:
@@ -214,7 +225,7 @@ class MaskedLM(HeadObjective):
         }
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return token_loss_sum(model, batch, causal=False)
+        return token_loss_sum(model, batch, causal=False, family=self.family)
 
 
 class CausalLM(HeadObjective):
@@ -240,7 +251,7 @@ class CausalLM(HeadObjective):
         }
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return token_loss_sum(model, batch, causal=True)
+        return token_loss_sum(model, batch, causal=True, family=self.family)
 
 
 Factory = Callable[[Mapping[str, Any], Any], Objective]

@@ -144,6 +144,23 @@ def pad_documents(
             yield builder.emit(pad_id)
 
 
+def window_documents(
+    docs: Iterable[Mapping[str, Sequence[Any]]], block_len: int, pad_id: int
+) -> Iterator[Block]:
+    """One document per block, never two: each document cut into windows of `block_len` tokens, the
+    last window of each padded. For models whose attention cannot isolate packed documents (Longformer).
+
+    Same block format as `pack_documents` (every block has one segment, doc_id 0, positions from 0).
+    """
+    _check_len(block_len)
+    builder = _BlockBuilder(block_len)
+    for doc in docs:
+        ids, starts = _fields(doc)
+        for i in range(0, len(ids), block_len):
+            builder.add(ids[i : i + block_len], starts[i : i + block_len])
+            yield builder.emit(pad_id)
+
+
 def stack_blocks(blocks: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
     """Blocks (lists or 1-D tensors) -> batch tensors `[B, L]` (word_starts bool, the rest long)."""
     if not blocks:

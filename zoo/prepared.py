@@ -31,14 +31,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.domain import CorpusSpec
 from zoo.errors import UserError
-from zoo.packing import BLOCK_KEYS, pack_documents
+from zoo.packing import BLOCK_KEYS, pack_documents, window_documents
 
 CACHE_FORMAT = 1
 """Bump when the folder layout or the block contents change: older folders are then refused."""
@@ -142,6 +142,9 @@ class Recipe:
     eval_every: int
     """Every k-th document (k-1, 2k-1, …) goes to eval; 0 = none."""
     max_documents: int | None
+    packs: bool = True
+    """Several documents per block (the model isolates them by the mask); False: one document window per
+    block (`zoo.packing.window_documents`, for attention that takes only a [B, L] mask, e.g. Longformer)."""
 
     def key(self, tokenizer: Any) -> str:
         return digest(
@@ -153,9 +156,20 @@ class Recipe:
                 "seq_len": self.seq_len,
                 "eval_every": self.eval_every,
                 "max_documents": self.max_documents,
-                "packing": "concatenate-then-cut, pieces restart positions, last block padded",
+                "packing": _PACKING[self.packs],
             }
         )
+
+    def blocks(self, docs: Iterable[Mapping[str, Any]], pad_id: int) -> Iterator[dict[str, list]]:
+        """Tokenized documents → blocks of `seq_len`, by this recipe's packing policy."""
+        cut = pack_documents if self.packs else window_documents
+        return cut(docs, self.seq_len, pad_id=pad_id)
+
+
+_PACKING = {
+    True: "concatenate-then-cut, pieces restart positions, last block padded",
+    False: "one document per block, cut into windows, each last window padded",
+}
 
 
 # --------------------------------------------------------------------------------------- documents
@@ -196,7 +210,7 @@ def stream_blocks(recipe: Recipe, tokenizer: Any, split: str, batch: int = 256) 
         if texts:
             yield from _rows(encode_texts(tokenizer, texts))
 
-    return pack_documents(tokenized(), recipe.seq_len, pad_id=tokenizer.pad_token_id)
+    return recipe.blocks(tokenized(), tokenizer.pad_token_id)
 
 
 class BlockStream:
@@ -403,7 +417,7 @@ def _write(recipe: Recipe, tokenizer: Any, tmp: Path, key: str, num_proc: int) -
                 gen_kwargs={
                     "tokens": tokens,
                     "want_eval": split == "eval",
-                    "seq_len": recipe.seq_len,
+                    "recipe": recipe,
                     "pad": tokenizer.pad_token_id,
                 },
                 cache_dir=str(work),
@@ -427,6 +441,7 @@ def _write(recipe: Recipe, tokenizer: Any, tmp: Path, key: str, num_proc: int) -
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "seq_len": recipe.seq_len,
         "eval_every": recipe.eval_every,
+        "packs": recipe.packs,
         "documents": int(len(lengths)),
         "train_tokens": int(lengths[~held_out].sum()),
         "eval_tokens": int(lengths[held_out].sum()),
@@ -446,14 +461,14 @@ def _encode_column(batch: Mapping[str, list], tokenizer: Any) -> dict[str, list]
     return out
 
 
-def _packed(tokens: Any, want_eval: bool, seq_len: int, pad: int) -> Iterator[dict[str, list]]:
+def _packed(tokens: Any, want_eval: bool, recipe: Recipe, pad: int) -> Iterator[dict[str, list]]:
     def docs() -> Iterator[dict[str, list]]:
         for chunk in tokens.iter(batch_size=1024):
             for held_out, ids, starts in zip(chunk["eval"], chunk["input_ids"], chunk["word_starts"]):
                 if held_out == want_eval:
                     yield {"input_ids": ids, "word_starts": starts}
 
-    return pack_documents(docs(), seq_len, pad_id=pad)
+    return recipe.blocks(docs(), pad)
 
 
 @contextlib.contextmanager

@@ -49,11 +49,21 @@ def corpus_spec(domain: Domain, cfg: PretrainConfig) -> CorpusSpec:
     return CorpusSpec(domain.corpus.format, {**domain.corpus.options, **cfg.corpus})
 
 
+def objective_choice(domain: Domain, cfg: PretrainConfig) -> tuple[str, dict[str, Any]]:
+    """(objective name, options): the domain's objective with the run's `objective.*` options over its
+    defaults, or another registered objective named by `objective.name` (e.g. `mlm`, the control of the
+    legal domain's `rtd`) with the run's options only."""
+    options = dict(cfg.objective)
+    name = str(options.pop("name", domain.objective.name))
+    defaults = domain.objective.options if name == domain.objective.name else {}
+    return name, {**defaults, **options}
+
+
 def build_domain_objective(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Any:
-    """The domain's objective with the run's `objective.*` options over its defaults."""
+    """The run's objective (`objective_choice`) built for `tokenizer`."""
     from zoo.objectives import build_objective
 
-    return build_objective(domain.objective.name, {**domain.objective.options, **cfg.objective}, tokenizer)
+    return build_objective(*objective_choice(domain, cfg), tokenizer)
 
 
 def corpus_paths(domain: Domain, cfg: PretrainConfig) -> list[Path]:
@@ -89,8 +99,11 @@ def corpus_recipe(domain: Domain, cfg: PretrainConfig, paths: Sequence[Path], *,
     """What the blocks of `paths` depend on; with `held_out`, every k-th document goes to eval."""
     frac = cfg.data.eval_fraction
     every = max(2, round(1 / frac)) if held_out and frac > 0 else 0
+    from zoo.families import get_family
+
     spec = corpus_spec(domain, cfg)
-    return Recipe(spec, tuple(paths), cfg.data.seq_len, every, cfg.data.max_documents)
+    packs = get_family(domain.model.family).packs  # else one document window per block (Longformer)
+    return Recipe(spec, tuple(paths), cfg.data.seq_len, every, cfg.data.max_documents, packs)
 
 
 def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> PreparedData:
@@ -110,7 +123,7 @@ def prepare_data(domain: Domain, cfg: PretrainConfig, tokenizer: Any) -> Prepare
         return PreparedData(None, held, [], None, None, stream)
     if cfg.data.prepared:
         main = load(Path(cfg.data.prepared))
-        check_prepared_fits(main.folder, main.meta, cfg, tokenizer_fingerprint(tokenizer))
+        check_prepared_fits(domain, main.folder, main.meta, cfg, tokenizer_fingerprint(tokenizer))
     else:
         recipe = corpus_recipe(domain, cfg, corpus_paths(domain, cfg), held_out=True)
         cache = cache_root(cfg) / "prepared"
@@ -133,12 +146,23 @@ def prepare_folder(domain: Domain, cfg: PretrainConfig, out: Path, report: Calla
     build(recipe, tokenizer, out, num_proc=cfg.data.num_proc, progress=True, report=report)
 
 
-def check_prepared_fits(folder: Path, meta: dict[str, Any], cfg: PretrainConfig, tokenizer_sha: str) -> None:
-    """data.prepared must have been built with this run's seq_len and tokenizer."""
+def check_prepared_fits(
+    domain: Domain, folder: Path, meta: dict[str, Any], cfg: PretrainConfig, tokenizer_sha: str
+) -> None:
+    """data.prepared must have been built with this run's seq_len, packing policy and tokenizer."""
+    from zoo.families import get_family
+
     if meta["seq_len"] != cfg.data.seq_len:
         raise UserError(
             f"prepared data '{folder}' holds blocks of {meta['seq_len']} tokens but data.seq_len="
             f"{cfg.data.seq_len}; pass data.seq_len={meta['seq_len']} or prepare the corpus again"
+        )
+    packs = get_family(domain.model.family).packs
+    if meta.get("packs", True) != packs:
+        raise UserError(
+            f"prepared data '{folder}' was cut for a model family that "
+            f"{'does not pack' if packs else 'packs'} several documents per block, unlike "
+            f"'{domain.model.family}'; prepare the corpus again for this domain"
         )
     if meta["tokenizer"] != tokenizer_sha:
         raise UserError(
@@ -204,6 +228,15 @@ def model_config(domain: Domain, cfg: PretrainConfig) -> dict[str, Any]:
     merged = dict(domain.model.config)
     merged.update({k: v for k, v in to_dict(cfg.model).items() if v is not None})
     check_model_sizes(merged)
+    if cfg.model.attention_window is not None:
+        from zoo.families import get_family
+
+        family = get_family(domain.model.family)
+        if not family.windowed:
+            raise UserError(
+                f"model.attention_window: the '{family.name}' model family has no sliding-window attention; "
+                "drop the key (it applies to families such as longformer)"
+            )
     if merged.get("max_position_embeddings", 0) < cfg.data.seq_len:
         merged["max_position_embeddings"] = cfg.data.seq_len
     merged.setdefault("attn_implementation", "sdpa")
@@ -258,7 +291,7 @@ def pretrain(
         check_output_dir(out, resumable=True)
     cfg.domain = domain.name
     # Everything that can fail on user input happens before the run dir is created, the cheap checks first.
-    objective_options(domain.objective.name, {**domain.objective.options, **cfg.objective})
+    objective_options(*objective_choice(domain, cfg))
     model_config(domain, cfg)
     corpus_paths(domain, cfg)
     replay_paths(cfg)
