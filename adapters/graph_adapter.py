@@ -49,6 +49,9 @@ class GraphAdapterConfig:
     """Epochs of GraphAdapter's next-token pretraining over the nodes; 0 = from scratch."""
     pretrain_nodes: Literal["all", "train"] = "all"
     """Whose texts pretraining reads: every node's (transductive, labels unused; the authors') or train's."""
+    pretrain_seed: int = bounded(0, ge=0, lt=2**32)
+    """Seed of the pretraining run. As in the authors' code, one pretrained adapter (saved beside the LM
+    cache) is the start of every fine-tuning seed."""
     pretrain_lr: float = bounded(5e-4, gt=0.0)
     pretrain_batch_nodes: int = bounded(16, ge=1)
     label_smoothing: float = bounded(0.1, ge=0.0, lt=1.0)
@@ -307,6 +310,28 @@ def pretrain(adapter: Adapter, lm_head: nn.Module, cache: NodeCache, data: Any, 
     return {"pretrain_nll_mixed": totals["mixed"] / n, "pretrain_nll_lm": totals["lm"] / n}
 
 
+def pretrained(
+    adapter: Adapter, lm_head: nn.Module, cache: NodeCache, data: Any, cfg: Any, folder: Path
+) -> dict:
+    """`adapter` pretrained (or its saved pretraining read back: keyed by the options that shape it), and the
+    held-out NLLs of that pretraining."""
+    from safetensors.torch import load_model, save_model
+
+    shaping = ("hidden", "gnn", "fanouts", "pretrain_epochs", "pretrain_nodes", "pretrain_seed", "pretrain_lr",
+               "pretrain_batch_nodes", "label_smoothing")  # fmt: skip
+    key = hashlib.sha256(json.dumps([getattr(cfg, k) for k in shaping]).encode()).hexdigest()[:12]
+    weights, stats = folder / f"pretrained-{key}.safetensors", folder / f"pretrained-{key}.json"
+    if weights.is_file() and stats.is_file():
+        load_model(adapter, str(weights), device=str(lm_head.weight.device))
+        return json.loads(stats.read_text())
+    facts = pretrain(adapter, lm_head, cache, data, cfg, cfg.pretrain_seed)
+    tmp = weights.with_suffix(".tmp")
+    save_model(adapter, str(tmp))
+    stats.write_text(json.dumps(facts))
+    tmp.rename(weights)
+    return facts
+
+
 # ------------------------------------------------------------------------------------------------- method
 
 
@@ -342,12 +367,14 @@ class GraphAdapterMethod(MethodBase):
             zoo_home() / "cache" / "graph_adapter" / _cache_key(lm, ctx.extra.get("model_path"), graph, cfg)
         )
         cache = build_cache(lm, ctx.tokenizer, list(graph.texts), cfg, folder)
+        device = next(lm.parameters()).device
+        facts: dict[str, Any] = {"pretrain_epochs": cfg.pretrain_epochs}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.seed)
-            adapter = Adapter(lm.config.hidden_size, cfg.hidden, cfg.gnn).to(next(lm.parameters()).device)
-            facts: dict[str, Any] = {"pretrain_epochs": cfg.pretrain_epochs}
+            torch.manual_seed(cfg.pretrain_seed if cfg.pretrain_epochs else ctx.seed)
+            adapter = Adapter(lm.config.hidden_size, cfg.hidden, cfg.gnn).to(device)
             if cfg.pretrain_epochs:
-                facts.update(pretrain(adapter, lm.get_output_embeddings(), cache, data, cfg, ctx.seed))
+                facts.update(pretrained(adapter, lm.get_output_embeddings(), cache, data, cfg, folder))
+            torch.manual_seed(ctx.seed)
             classifier = GraphAdapterClassifier(adapter, len(ctx.labels), cache, data, cfg.fanouts)
         classifier.facts = {**facts, "frozen_lm_params": sum(p.numel() for p in lm.parameters())}
         return classifier.to(next(lm.parameters()).device)

@@ -42,6 +42,7 @@ DOMAIN = Domain(
             format="tag",
             metrics=("accuracy", "macro_f1"),
             splits={"train": "nodes", "dev": "nodes", "test": "nodes"},
+            options={"labels": ["Agents", "AI", "DB", "IR", "ML", "HCI"]},
             summary="CiteSeer TAG: 6-class paper topic from title + abstract and citations, accuracy, macro-F1",
         ),
     ),
@@ -53,5 +54,11 @@ DOMAIN = Domain(
         "train.batch_size": 16,
         "train.lr": 2e-3,
     },
-    finetune_defaults={"train.epochs": 5, "train.lr": 1e-3, "train.batch_size": 32, "task.max_length": 128},
+    finetune_defaults={
+        "train.epochs": 10,
+        "train.lr": 1e-3,
+        "train.batch_size": 64,
+        "task.max_length": 128,
+        "select": "dev",
+    },
 )

@@ -8,8 +8,8 @@ Layouts read (task options; every column name configurable):
   Split values: train, dev (also val, valid, validation), test; anything else (e.g. 'hidden') = no split.
   Without a split column every labelled node gets a deterministic 60/20/20 split by a hash of its id.
 - edge list: `edges.tsv` / `edges.csv`, one edge per line `src dst` (columns `src_column`, `dst_column`
-  when the file has a header naming them, else the first two columns; a header line of other names is
-  skipped).
+  when the file has a header naming them, else the first two columns; a first line naming no node at
+  all is taken for a header of other names and skipped).
 Bad input ends in a UserError naming file:line: an edge naming a node that does not exist, a duplicate
 node id, a label outside the task's `labels` option, a node table without the text column, an empty graph.
 """
@@ -181,7 +181,7 @@ def read_edges(path: Path, opts: Mapping[str, Any], index: Mapping[str, int]) ->
         fields = [f.strip() for f in (line.split(delimiter) if delimiter else line.split())]
         if len(fields) < 2:
             raise UserError(f"{path}:{lineno}: expected two node ids (src dst), found {len(fields)} field(s)")
-        if lineno == 1 and not (fields[0] in index and fields[1] in index):
+        if lineno == 1 and fields[0] not in index and fields[1] not in index:
             if src_col in fields and dst_col in fields:
                 columns = (fields.index(src_col), fields.index(dst_col))
             continue  # a header line
