@@ -85,7 +85,7 @@ def lm_embeddings(model: Path, graph: Any) -> np.ndarray:
     lm = AutoModelForCausalLM.from_pretrained(str(model)).eval()
     cfg = GraphAdapterConfig()
     folder = zoo_home() / "cache" / "graph_adapter" / _cache_key(lm, model, graph, cfg)
-    return np.asarray(build_cache(lm, load_tokenizer(model), list(graph.texts), cfg, folder).sentence)
+    return np.array(build_cache(lm, load_tokenizer(model), list(graph.texts), cfg, folder).sentence)
 
 
 def main(argv: list[str] | None = None) -> None:
