@@ -283,7 +283,8 @@ def pretrain_loss(
 
 
 def pretrain(adapter: Adapter, lm_head: nn.Module, cache: NodeCache, data: Any, cfg: Any, seed: int) -> dict:
-    """GraphAdapter's pretraining (AdamW, wd 1e-3); returns the held-out NLLs after the last epoch."""
+    """GraphAdapter's pretraining (AdamW, wd 1e-3), then one pass without training over the same nodes for
+    the held-out NLLs (the last 10% of each node's tokens) under the mixed p and under the LM alone."""
     from zoo.graph_sampling import node_loader
 
     nodes = (
@@ -292,20 +293,28 @@ def pretrain(adapter: Adapter, lm_head: nn.Module, cache: NodeCache, data: Any, 
     device = lm_head.weight.device
     opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.pretrain_lr, weight_decay=1e-3)
     fanouts = cfg.fanouts or [-1, -1]
-    totals = {"mixed": 0.0, "lm": 0.0, "tokens": 0.0}
-    for epoch in range(cfg.pretrain_epochs):
-        last = epoch == cfg.pretrain_epochs - 1
-        totals = {k: 0.0 for k in totals}
-        loader = node_loader(data, nodes, fanouts, cfg.pretrain_batch_nodes, shuffle=True, seed=seed + epoch)
+
+    def batches(epoch: int, shuffle: bool) -> Any:
+        loader = node_loader(
+            data, nodes, fanouts, cfg.pretrain_batch_nodes, shuffle=shuffle, seed=seed + epoch
+        )
         for batch in loader:
             x = cache.rows("sentence", batch.n_id).to(device)
             g = adapter.gnn(x, batch.edge_index.to(device))[: batch.batch_size]
-            loss, stats = pretrain_loss(adapter, lm_head, g, cache, batch.n_id[: batch.batch_size], cfg)
+            yield pretrain_loss(adapter, lm_head, g, cache, batch.n_id[: batch.batch_size], cfg)
+
+    adapter.train()
+    for epoch in range(cfg.pretrain_epochs):
+        for loss, _ in batches(epoch, shuffle=True):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if last:
-                totals = {k: totals[k] + stats[k] for k in totals}
+    adapter.eval()
+    totals = {"mixed": 0.0, "lm": 0.0, "tokens": 0.0}
+    with torch.no_grad():
+        for _, stats in batches(cfg.pretrain_epochs, shuffle=False):
+            totals = {k: totals[k] + stats[k] for k in totals}
+    adapter.train()
     n = max(totals["tokens"], 1.0)
     return {"pretrain_nll_mixed": totals["mixed"] / n, "pretrain_nll_lm": totals["lm"] / n}
 
