@@ -53,7 +53,8 @@ class MethodContext:
     """`evaluate(model, split="dev")` → the task's metrics on that split."""
     device: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
-    """Plug-in data a kind adds for its methods (e.g. the graph of a node-classification task)."""
+    """Plug-in data a kind adds for its methods (e.g. the graph of a node-classification task: 'graph', 'data'),
+    and from the recipe 'model_path' (the backbone's directory, None for a random init) and 'workdir'."""
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ class GraphAdapterConfig:
     """GNN and fusion width h (the authors: 128 by default, 64 in their README)."""
     gnn: Literal["sage", "mlp"] = "sage"
     """sage: two mean-aggregation GraphSAGE layers; mlp: the same without the graph (ablation)."""
-    fanouts: list[int] = field(default_factory=list)
+    fanouts: list[int] = bounded(default_factory=list, ge=-1)
     """Neighbours sampled per hop for mini-batches (-1 = all); empty = the whole graph every step."""
     pretrain_epochs: int = bounded(3, ge=0)
     """Epochs of GraphAdapter's next-token pretraining over the nodes; 0 = from scratch."""
@@ -53,8 +53,11 @@ class GraphAdapterConfig:
     """Seed of the pretraining run. As in the authors' code, one pretrained adapter (saved beside the LM
     cache) is the start of every fine-tuning seed."""
     pretrain_lr: float = bounded(5e-4, gt=0.0)
+    """AdamW learning rate of the pretraining (the authors' README: 5e-4)."""
     pretrain_batch_nodes: int = bounded(16, ge=1)
+    """Nodes per pretraining step (each with its sampled neighbourhood and all its tokens)."""
     label_smoothing: float = bounded(0.1, ge=0.0, lt=1.0)
+    """Label smoothing of the pretraining's next-token loss."""
     max_tokens: int = bounded(128, ge=4)
     """Tokens of each node text the LM reads (and pretraining predicts)."""
     prompt: str = " This paper is about"
