@@ -364,6 +364,7 @@ class GraphAdapterMethod(MethodBase):
     summary = "GNN adapter on a frozen causal LM's node embeddings, next-token pretraining, linear head"
     config_cls = GraphAdapterConfig
     preserves_outputs_at_init = False
+    variant_options = ("pretrain_epochs", "pretrain_nodes", "gnn")  # with/without pretraining, its nodes, MLP
 
     def apply(self, model: nn.Module, cfg: GraphAdapterConfig, ctx: MethodContext | None) -> nn.Module:
         if ctx is None or "graph" not in ctx.extra:

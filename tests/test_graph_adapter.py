@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.adapters.base import MethodContext, get_method, method_config
+from zoo.adapters.base import MethodContext, get_method, method_config, method_label
 from zoo.adapters.graph_adapter import (
     Adapter,
     GraphAdapterClassifier,
@@ -262,3 +262,70 @@ def test_graph_adapter_contract_on_a_graph(
     fresh = method.after_training(method.load(fresh.eval(), tmp_path / "saved"), cfg, ctx)
     with torch.no_grad():
         torch.testing.assert_close(fresh(node_index=nodes).logits, ga(node_index=nodes).logits)
+
+
+# ------------------------------------------------------------------------------- leaderboard rows
+
+
+def test_baselines_record_one_leaderboard_run_each_with_the_seeds_they_printed(
+    lm_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zoo.benchmarks.graph_baselines import main
+    from zoo.leaderboard import query, scores_of
+    from zoo.registry import get_domain
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    db = tmp_path / "board.sqlite"
+    task = get_domain("graph_text").task("citeseer_tag")
+    folder = get_domain("graph_text").sample_dir / task.name
+    ids = main(
+        ["--model", str(lm_run), "--data", str(folder), "--seeds", "3", "5", "--epochs", "4", "--db", str(db)]
+    )
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    rows = {r.run_id: r for r in query("graph_text", db)}
+    assert set(rows) == set(ids) and len(ids) == 3
+    assert {rows[i].method for i in ids} == {"lm_logreg", "sage_bow", "sage_lm"}
+    n_test = load_graph(folder, task.options).splits.count("test")
+    for run_id in ids:
+        row, scores = rows[run_id], scores_of(run_id, db)
+        assert (
+            row.model_id == str(lm_run) and row.trainable_params and row.scores["citeseer_tag"].n_seeds == 2
+        )
+        test = {s["metric"]: s for s in scores if s["split"] == "test"}
+        assert set(test) == {"accuracy", "macro_f1"} and {s["split"] for s in scores} == {"test", "dev"}
+        assert [m for m, s in test.items() if s["is_primary"]] == ["accuracy"]
+        for metric, s in test.items():
+            values = json.loads(s["seed_values"])
+            assert values == [
+                p[metric] for p in printed if p["baseline"] == row.method
+            ]  # seeds 3, 5 in order
+            assert s["value"] == pytest.approx(sum(values) / 2) and s["n_samples"] == n_test
+            assert json.loads(s["seeds"]) == [3, 5] and 0.0 <= s["value"] <= 1.0
+    lm_based = [rows[i] for i in ids if rows[i].method != "sage_bow"]
+    assert all(r.total_params > r.trainable_params for r in lm_based)  # the frozen LM counts in the total
+
+
+def test_graph_adapter_with_and_without_pretraining_are_distinct_leaderboard_rows(
+    lm_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.config import FinetuneConfig, build_config
+    from zoo.finetune import finetune
+    from zoo.leaderboard import query
+    from zoo.registry import get_domain
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    domain = get_domain("graph_text")
+    common = [f"model={lm_run}", "method.name=graph_adapter", "method.hidden=16", "method.max_tokens=16",
+              "train.epochs=1", "seeds=[0]"]  # fmt: skip
+    for epochs in (1, 0):
+        cfg = build_config(
+            FinetuneConfig, domain.finetune_defaults, overrides=[*common, f"method.pretrain_epochs={epochs}"]
+        )
+        finetune(domain, cfg, verb="bench", out=tmp_path / f"ga{epochs}", quiet=True)
+    rows = query("graph_text", tmp_path / "home" / "leaderboard.sqlite")
+    method = get_method("graph_adapter")
+    assert method_label(method, method_config(method, {})) == "graph_adapter"  # the default: the bare name
+    assert sorted(r.method for r in rows) == [
+        "graph_adapter (pretrain_epochs=0)",
+        "graph_adapter (pretrain_epochs=1)",
+    ]

@@ -199,6 +199,8 @@ def test_method_implements_the_protocol_with_documented_options(name):
     method_config(method, {})  # the defaults are a valid config
     for option, kind, _, doc in options_table(method.config_cls):
         assert kind and doc, f"{name}: option '{option}' needs a type and an attribute docstring"
+    fields = {f.name for f in dataclasses.fields(method.config_cls)}
+    assert set(getattr(method, "variant_options", ())) <= fields, f"{name}: variant_options names no option"
 
 
 @pytest.mark.parametrize("name, model", TABLE)

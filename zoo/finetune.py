@@ -440,7 +440,10 @@ def finetune(
         model_name = cfg.model or f"{domain.name}-random-init"
         if backbone.init == "random" and cfg.model:
             model_name += " (random init)"
-        outcome = FinetuneOutcome(domain.name, model_name, method.name, cfg.select, outcomes, run_dir)
+        from zoo.adapters.base import method_label
+
+        label = method_label(method, mcfg)
+        outcome = FinetuneOutcome(domain.name, model_name, label, cfg.select, outcomes, run_dir)
         if engine.is_main:
             _finish(engine, domain, cfg, outcome, backbone, record)
     engine.wait()
