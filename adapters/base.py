@@ -107,12 +107,12 @@ def method_config(method: Method, options: dict[str, Any]) -> Any:
 def method_label(method: Method, cfg: Any) -> str:
     """The method as a leaderboard row names it: its name, plus its `variant_options` that differ from their
     defaults, e.g. 'graph_adapter (pretrain_epochs=0)' beside the pretrained 'graph_adapter'."""
+    # Optional for a plug-in that implements the protocol without subclassing MethodBase.
+    variants = getattr(method, "variant_options", ())
+    if not variants:
+        return method.name
     defaults = method_config(method, {})
-    changed = [
-        f"{k}={getattr(cfg, k)}"
-        for k in getattr(method, "variant_options", ())
-        if getattr(cfg, k) != getattr(defaults, k)
-    ]
+    changed = [f"{k}={getattr(cfg, k)}" for k in variants if getattr(cfg, k) != getattr(defaults, k)]
     return f"{method.name} ({', '.join(changed)})" if changed else method.name
 
 
