@@ -53,7 +53,8 @@ class MethodContext:
     """`evaluate(model, split="dev")` → the task's metrics on that split."""
     device: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
-    """Plug-in data a kind adds for its methods (e.g. the graph of a node-classification task)."""
+    """Plug-in data a kind adds for its methods (e.g. the graph of a node-classification task: 'graph', 'data'),
+    and from the recipe 'model_path' (the backbone's directory, None for a random init) and 'workdir'."""
 
 
 @runtime_checkable
@@ -103,6 +104,18 @@ def method_config(method: Method, options: dict[str, Any]) -> Any:
     return typed_options(method.config_cls, options, f"tuning method '{method.name}'", "method.")
 
 
+def method_label(method: Method, cfg: Any) -> str:
+    """The method as a leaderboard row names it: its name, plus its `variant_options` that differ from their
+    defaults, e.g. 'graph_adapter (pretrain_epochs=0)' beside the pretrained 'graph_adapter'."""
+    # Optional for a plug-in that implements the protocol without subclassing MethodBase.
+    variants = getattr(method, "variant_options", ())
+    if not variants:
+        return method.name
+    defaults = method_config(method, {})
+    changed = [f"{k}={getattr(cfg, k)}" for k in variants if getattr(cfg, k) != getattr(defaults, k)]
+    return f"{method.name} ({', '.join(changed)})" if changed else method.name
+
+
 # ------------------------------------------------------------------------------------------------ defaults
 
 
@@ -142,6 +155,9 @@ class MethodBase:
     config_cls: type
     post_training: bool = False
     preserves_outputs_at_init: bool = True
+    variant_options: tuple[str, ...] = ()
+    """Options that make a different variant of the method (not a tuning knob): set away from their default,
+    they join the method's leaderboard label (`method_label`)."""
 
     def apply(self, model: nn.Module, cfg: Any, ctx: MethodContext | None) -> nn.Module:
         raise NotImplementedError

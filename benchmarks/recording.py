@@ -18,11 +18,13 @@ from zoo.config import FinetuneConfig, to_dict
 from zoo.domain import Domain
 
 
-def _scores(outcome: Any) -> list[Any]:
+def task_scores(tasks: list[Any]) -> list[Any]:
+    """The leaderboard scores of `TaskOutcome`s: per task its metrics on test (mean ± std over the seeds),
+    the scored model's dev metrics and the dev curve."""
     from zoo.leaderboard import TaskScore
 
     scores = []
-    for t in outcome.tasks:
+    for t in tasks:
         for metric in t.reported_metrics:
             scores.append(
                 TaskScore.from_values(
@@ -119,17 +121,21 @@ def record_pending(run_dir: Path, db: str | Path | None = None) -> str:
     return run_id
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    """What identifies a run's settings on the leaderboard (seeds excluded by the caller)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def bench_result(domain: Domain, outcome: Any, backbone: Any, cfg: FinetuneConfig, engine: Any) -> Any:
     """The leaderboard run of a fine-tuning outcome."""
     from zoo.hub import revision_of
     from zoo.leaderboard import BenchResult
 
     summary = outcome.tasks[0].summary
-    config = {k: v for k, v in to_dict(cfg).items() if k not in ("seeds",)}
     return BenchResult(
         domain=domain.name,
         model_id=outcome.model,
-        scores=_scores(outcome),
+        scores=task_scores(outcome.tasks),
         method=outcome.method,
         trainable_params=summary.get("trainable_params"),
         total_params=summary.get("total_params"),
@@ -142,7 +148,7 @@ def bench_result(domain: Domain, outcome: Any, backbone: Any, cfg: FinetuneConfi
         world_size=engine.world,
         select=outcome.select,
         seeds=tuple(cfg.seeds),
-        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16],
+        config_hash=config_hash({k: v for k, v in to_dict(cfg).items() if k not in ("seeds",)}),
         results_path=str(outcome.run_dir),
         model_revision=revision_of(backbone.path),
     )

@@ -117,6 +117,22 @@ def gue(c: Ctx, train: str | bytes = CSV, dev: str | bytes = CSV, test: str | by
     return ["finetune", "genomic", "--task", "gue_prom_core_all", "--data", data, "--no-record"]
 
 
+def _node(i: int, label: str | None, split: str) -> str:
+    return json.dumps({"node_id": i, "text": f"paper {i} on agents", "label": label, "split": split}) + "\n"
+
+
+NODES = "".join(
+    _node(i, ("ML", "DB")[i % 2], ("train", "train", "val", "val", "test", "test")[i]) for i in range(6)
+)
+EDGES = "src_node_id\tdst_node_id\n0\t1\n1\t2\n"
+
+
+def tag(c: Ctx, nodes: str = NODES, edges: str = EDGES) -> list[str]:
+    c.write("tag/nodes.jsonl", nodes)
+    c.write("tag/edges.tsv", edges)
+    return ["finetune", "graph_text", "--task", "citeseer_tag", "--data", str(c.tmp / "tag"), "--no-record"]
+
+
 def pqa(c: Ctx, train: object = PUBMEDQA, dev: object = PUBMEDQA, test: object = PUBMEDQA) -> list[str]:
     def text(x: object) -> str | bytes:
         return x if isinstance(x, (str, bytes)) else json.dumps(x)
@@ -558,6 +574,28 @@ CASES = [
     ),
     Case("domain module missing", lambda c: ["pretrain", "zoo_sweep_absent:DOMAIN"], "zoo_sweep_absent"),
     Case("domain attribute missing", plugin("zoo_sweep_empty", "X = 1\n"), "DOMAIN"),
+    # -------------------------------------------------------------------- text-attributed graphs
+    Case(
+        "graph edge to a missing node",
+        lambda c: tag(c, edges=EDGES + "2\t9\n"),
+        "edges.tsv:4: edge names node '9'",
+    ),
+    Case(
+        "graph duplicate node id",
+        lambda c: tag(c, nodes=NODES + _node(5, "DB", "test")),
+        "nodes.jsonl:7: duplicate node id '5'",
+    ),
+    Case(
+        "graph label not in the set",
+        lambda c: tag(c, nodes=NODES + _node(6, "Physics", "train")),
+        "nodes.jsonl:7: label 'Physics' is not in the task's label set",
+    ),
+    Case("graph empty", lambda c: tag(c, nodes="", edges=""), "empty graph"),
+    Case(
+        "graph node table without text",
+        lambda c: tag(c, nodes=NODES.replace('"text"', '"body"')),
+        "nodes.jsonl:1: no column 'text'",
+    ),
 ]
 
 

@@ -22,6 +22,7 @@ import torch
 import transformers
 
 from zoo.benchmarks.kinds import TASK_KINDS, TaskKind, check_task, get_kind
+from zoo.benchmarks.kinds.node import NodeExample
 from zoo.benchmarks.metrics import load_metric
 from zoo.benchmarks.tasks import (
     MultiLabelExample,
@@ -141,6 +142,21 @@ def _choice_task(folder: Path) -> TaskSpec:
     )
 
 
+# Node task (a text-attributed graph): the _PAIRS texts as nodes of each split, a ring of citations, and one
+# unlabelled node that stays in the graph but in no split.
+def _node_task(folder: Path) -> TaskSpec:
+    nodes = [
+        {"node_id": f"{split}{i}", "text": t, "label": y, "split": "val" if split == "dev" else split}
+        for split in SPLITS
+        for i, (t, _, y) in enumerate(_PAIRS)
+    ]
+    nodes.append({"node_id": "u", "text": "unsure", "label": None, "split": "hidden"})
+    _write(folder, "nodes.jsonl", "".join(json.dumps(n) + "\n" for n in nodes))
+    ids = [n["node_id"] for n in nodes]
+    _write(folder, "edges.tsv", "".join(f"{a}\t{b}\n" for a, b in zip(ids, ids[1:] + ids[:1], strict=True)))
+    return TaskSpec("toy_graph", "node_classification", "tag", ("accuracy", "macro_f1"))
+
+
 @dataclass(frozen=True)
 class Case:
     write: Callable[[Path], TaskSpec]
@@ -158,6 +174,7 @@ CASES: dict[str, Case] = {
         _multi_label_task, MultiLabelExample, lambda r: tuple(i for i, v in enumerate(r["labels"]) if v)
     ),
     "multiple_choice": Case(_choice_task, MultipleChoiceExample, lambda r: r["labels"]),
+    "node_classification": Case(_node_task, NodeExample, lambda r: r["labels"]),
 }
 
 _CORPUS = [

@@ -168,6 +168,17 @@ def _rows(batch: Mapping[str, Any], lo: int, hi: int) -> Batch:
     return {k: v[lo:hi] for k, v in batch.items()}
 
 
+def hardware(device: Any) -> str:
+    """The device as the leaderboard names it: the GPU's name, or the CPU with its thread count."""
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 class Engine:
     """One accelerate `Accelerator` per process; `fit` may run several times (seeds, phases)."""
 
@@ -204,13 +215,7 @@ class Engine:
         return {"no": "fp32"}.get(str(self.acc.mixed_precision), str(self.acc.mixed_precision))
 
     def hardware(self) -> str:
-        import platform
-
-        import torch
-
-        if self.device.type == "cuda":
-            return torch.cuda.get_device_name(self.device)
-        return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+        return hardware(self.device)
 
     def facts(self) -> dict[str, Any]:
         """What a run records about where it ran (run.json, the leaderboard)."""

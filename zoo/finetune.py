@@ -151,6 +151,8 @@ class TaskData:
     labels: list[str]
     splits: dict[str, list[Any]]
     rows: dict[str, list[dict[str, Any]]]
+    folder: Path | None = None
+    """Where the task's files were read (a kind's `context_extra` reads more from it, e.g. a graph)."""
 
 
 def load_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
@@ -186,7 +188,7 @@ def read_task(domain: Domain, task: TaskSpec, cfg: FinetuneConfig, *, test: bool
         name: examples[: limits[name]] if limits[name] else examples for name, examples in splits.items()
     }
     labels = kind.label_space([x for examples in splits.values() for x in examples])
-    return TaskData(task, kind, labels, splits, {})
+    return TaskData(task, kind, labels, splits, {}, folder)
 
 
 def encode_task(data: TaskData, cfg: FinetuneConfig, tokenizer: Any) -> TaskData:
@@ -262,14 +264,16 @@ class SeedRun:
         self.steps = cfg.train.max_steps or max(1, round(self.per_epoch * (cfg.train.epochs or 1.0)))
         self.dev_curve: list[float] = []
 
-    def context(self, tokenizer: Any) -> Any:
+    def context(self, backbone: Backbone) -> Any:
         from zoo.adapters.base import MethodContext
 
         d = self.data
+        # A kind may hand its methods more of the task than examples (node classification: the graph).
+        extra = getattr(d.kind, "context_extra", None)
         return MethodContext(
             task=d.task,
             kind=d.kind,
-            tokenizer=tokenizer,
+            tokenizer=backbone.tokenizer,
             labels=d.labels,
             splits=d.splits,
             rows=d.rows,
@@ -277,6 +281,11 @@ class SeedRun:
             train=self.train,
             evaluate=self.evaluate,
             device=self.engine.device,
+            extra={
+                "model_path": backbone.path,
+                "workdir": self.workdir,
+                **(extra(d.task, d.folder, d.labels) if extra and d.folder else {}),
+            },
         )
 
     def train(self, model: Any, phase: str = "train") -> Any:
@@ -356,7 +365,7 @@ class SeedRun:
             saved = json.loads(done.read_text())
             return SeedScore(**saved["score"]), saved["summary"]
         model = build_task_model(domain, self.data, backbone, self.seed).to(self.engine.device)
-        ctx = self.context(backbone.tokenizer)
+        ctx = self.context(backbone)
         model = self.method.apply(model, self.mcfg, ctx)
         t0 = time.perf_counter()
         model = self.train(model)
@@ -448,7 +457,10 @@ def finetune(
         model_name = cfg.model or f"{domain.name}-random-init"
         if backbone.init == "random" and cfg.model:
             model_name += " (random init)"
-        outcome = FinetuneOutcome(domain.name, model_name, method.name, cfg.select, outcomes, run_dir)
+        from zoo.adapters.base import method_label
+
+        label = method_label(method, mcfg)
+        outcome = FinetuneOutcome(domain.name, model_name, label, cfg.select, outcomes, run_dir)
         if engine.is_main:
             _finish(engine, domain, cfg, outcome, backbone, record)
     engine.wait()

@@ -11,6 +11,8 @@ which adds what the protocol leaves open: `example_type` (what its loaders produ
 UserError), `formats` (format name → loader, from `zoo.benchmarks.tasks`) and `metric_module` (the local
 `evaluate` module in `zoo.benchmarks.metrics` that scores it, fed `task.metric_options`).
 Kind modules import torch inside their methods only: checking a domain's tasks must stay cheap.
+A kind may also define `context_extra(task, folder, labels) -> dict` (outside the protocol: optional), which
+the fine-tuning recipe merges into the methods' `ctx.extra` (node_classification: the graph).
 """
 
 from __future__ import annotations
