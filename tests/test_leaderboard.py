@@ -43,6 +43,16 @@ def dna_result() -> BenchResult:
     )
 
 
+def test_the_average_is_over_test_scores_only() -> None:
+    result = bio_result()
+    result.scores.append(
+        TaskScore.from_values("ncbi_disease", "f1", [0.99, 0.99, 0.99], is_primary=True, split="dev")
+    )
+    mean, seed_std, n = result.aggregate()
+    assert mean == pytest.approx((0.82 + 0.55) / 2) and n == 3
+    assert seed_std == pytest.approx(0.035, abs=1e-9)  # per-seed averages 0.65, 0.685, 0.72
+
+
 def count(db: Path, table: str) -> int:
     with sqlite3.connect(db) as conn:
         return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

@@ -123,7 +123,9 @@ class BenchResult:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def primary(self) -> list[TaskScore]:
-        return [s for s in self.scores if s.is_primary]
+        """The primary test-split scores: dev scores (kept to show what selection saw) never enter the
+        average."""
+        return [s for s in self.scores if s.is_primary and s.split == "test"]
 
     def aggregate(self) -> tuple[float, float, int] | None:
         """(mean, seed std, n_seeds) of the average of primary metrics across tasks, None without any.
