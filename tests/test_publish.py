@@ -350,3 +350,33 @@ def test_leaderboard_push_from_the_command_line(
     assert "pushed 4 files" in out and "dataset my-lab/zoo-board (commit commit2)" in out
     assert hf_api.calls[0] == ("create_repo", {"repo_id": "my-lab/zoo-board", "private": True, "exist_ok": True, "repo_type": "dataset"})  # fmt: skip
     assert hf_api.calls[1][1]["commit_message"] == f"zoo leaderboard --push ({len(METHODS)} runs)"
+
+
+@pytest.mark.parametrize("zoo_head", [True, False])
+def test_the_cards_usage_snippet_loads_the_model_that_was_saved(tmp_path: Path, zoo_head: bool) -> None:
+    """A zoo head class (the T5 encoder classifier) must be loaded by that class, not by the Auto class that
+    transformers maps 't5' to (which would build an encoder-decoder around the same weights)."""
+    import transformers
+    from tiny_models import IDS, tiny_bert, tiny_t5
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    from zoo.publish import _pipeline, _usage
+
+    model = (tiny_t5() if zoo_head else tiny_bert()).eval()
+    model.save_pretrained(tmp_path)
+    tok = Tokenizer(WordLevel({"[PAD]": 0, "a": 1}, unk_token="[PAD]"))
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]").save_pretrained(tmp_path)
+    tag, loader = _pipeline(tmp_path)
+    assert tag == "text-classification"
+    assert loader == (
+        "zoo.families_t5:T5EncoderForSequenceClassification"
+        if zoo_head
+        else "AutoModelForSequenceClassification"
+    )
+    scope: dict[str, Any] = {}
+    exec(_usage(str(tmp_path), False, None, loader), scope)  # the snippet exactly as the card shows it
+    loaded = scope["model"].eval()
+    assert type(loaded) is type(model)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=IDS).logits, model(input_ids=IDS).logits)

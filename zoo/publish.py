@@ -305,14 +305,29 @@ def _base_model(run_dir: Path, info: dict[str, Any]) -> str | None:
 
 
 def _pipeline(model_dir: Path) -> tuple[str | None, str]:
-    """(pipeline tag, Auto class) from the saved config's architecture; (None, AutoModel) when unknown."""
+    """(pipeline tag, loader) from the saved config's architecture; (None, AutoModel) when unknown.
+
+    The loader is the Auto class, unless a model family's head is the zoo's own class (the T5 encoder
+    classifier, Longformer's multiple-choice head): transformers' Auto class would then build a different
+    model from the same weights, so the card names the zoo class ('pkg.module:Class') instead."""
     config = model_dir / "config.json"
     archs = json.loads(config.read_text()).get("architectures") or [] if config.is_file() else []
     for arch in archs:
-        for suffix, found in _PIPELINE.items():
+        for suffix, (tag, auto_class) in _PIPELINE.items():
             if arch.endswith(suffix):
-                return found
+                return tag, _zoo_head(arch) or auto_class
     return None, "AutoModel"
+
+
+def _zoo_head(arch: str) -> str | None:
+    """'pkg.module:Class' of a registered family head named `arch` that is not transformers' own."""
+    from zoo.families import FAMILIES
+
+    for name in FAMILIES.names():
+        for target in FAMILIES.get(name).heads.values():
+            if ":" in target and target.rsplit(":", 1)[1] == arch:
+                return target
+    return None
 
 
 def _summary(verb: str, domain: str, method: str | None, info: dict[str, Any]) -> str:
@@ -334,10 +349,12 @@ def _usage(repo_id: str, is_adapter: bool, base: str | None, auto_class: str) ->
             f"model = PeftModel.from_pretrained(base, {repo_id!r})\n"
             f"tokenizer = AutoTokenizer.from_pretrained({repo_id!r})"
         )
-    return (
-        f"from transformers import {auto_class}, AutoTokenizer\n\n"
-        f"model = {auto_class}.from_pretrained({repo_id!r})\ntokenizer = AutoTokenizer.from_pretrained({repo_id!r})"
-    )
+    if ":" in auto_class:  # the zoo's own head class (pip install domain-zoo)
+        module, cls = auto_class.rsplit(":", 1)
+        imports = f"from transformers import AutoTokenizer\nfrom {module} import {cls}\n\n"
+    else:
+        cls, imports = auto_class, f"from transformers import {auto_class}, AutoTokenizer\n\n"
+    return f"{imports}model = {cls}.from_pretrained({repo_id!r})\ntokenizer = AutoTokenizer.from_pretrained({repo_id!r})"
 
 
 # ---------------------------------------------------------------------------------------------- folder
