@@ -320,7 +320,7 @@ class TrialRunner:
         model = build_task_model(self.domain, self.data, self.backbone, seed).to(self.engine.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return method, method.apply(model, mcfg, run.context(self.backbone.tokenizer)), run
+            return method, method.apply(model, mcfg, run.context(self.backbone)), run
 
     def __call__(self, config: dict[str, Any], label: str) -> tuple[float, float, dict[str, Any]]:
         """(dev primary metric, % trainable, the method's summary) of one configuration; its run dir is
