@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from torch import nn
 from zoo.adapters.base import MethodBase, MethodContext, parameter_counts
 from zoo.config import bounded
 from zoo.errors import UserError
+from zoo.prepared import atomic_folder
 
 
 @dataclass
@@ -120,45 +122,45 @@ def build_cache(
     """Run the frozen LM over every node text once, chunk by chunk, into memmaps in `folder` (written to a
     temporary folder and renamed: a cache is whole or absent); an existing cache is opened, not rebuilt."""
     if not (folder / "done").is_file():
-        tmp = folder.with_name(folder.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        n, t, d = len(texts), cfg.max_tokens, lm.config.hidden_size
-        mm = lambda name, shape, dtype: np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dtype, shape)  # noqa: E731
-        arrays = {
-            "ids": mm("ids", (n, t), np.int32),
-            "lengths": mm("lengths", (n,), np.int32),
-            "tokens": mm("tokens", (n, t, d), np.float16),
-            "sentence": mm("sentence", (n, d), np.float32),
-            "prompt": mm("prompt", (n, d), np.float32),
-        }
-        suffix = tokenizer(cfg.prompt, add_special_tokens=False)["input_ids"]
-        device = next(lm.parameters()).device
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        for start in range(0, n, cfg.cache_chunk):
-            chunk = texts[start : start + cfg.cache_chunk]
-            for s in range(0, len(chunk), 32):
-                part, at = chunk[s : s + 32], start + s
-                seqs = _encode(tokenizer, part, t, [])
-                states = _last_states(lm, seqs, pad, device).cpu()
-                prompted = _encode(tokenizer, part, t, suffix)
-                pstates = _last_states(lm, prompted, pad, device).cpu()
-                for i, (seq, pseq) in enumerate(zip(seqs, prompted, strict=True)):
-                    arrays["ids"][at + i, : len(seq)] = seq
-                    arrays["lengths"][at + i] = len(seq)
-                    arrays["tokens"][at + i, : len(seq)] = states[i, : len(seq)].numpy()
-                    arrays["sentence"][at + i] = states[i, len(seq) - 1].numpy()
-                    arrays["prompt"][at + i] = pstates[i, len(pseq) - 1].numpy()
-            for a in arrays.values():
-                a.flush()
-        del arrays
-        (tmp / "done").write_text("ok")
-        if folder.exists():
-            import shutil
-
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        shutil.rmtree(folder, ignore_errors=True)  # a folder without its marker is no cache
+        with atomic_folder(folder) as tmp:
+            _write_cache(lm, tokenizer, texts, cfg, tmp)
     load = lambda name: np.load(folder / f"{name}.npy", mmap_mode="r")  # noqa: E731
     return NodeCache(*(load(k) for k in ("ids", "lengths", "tokens", "sentence", "prompt")))
+
+
+def _write_cache(lm: nn.Module, tokenizer: Any, texts: list[str], cfg: GraphAdapterConfig, tmp: Path) -> None:
+    """The memmaps of `build_cache`, written into `tmp`, then its `done` marker."""
+    n, t, d = len(texts), cfg.max_tokens, lm.config.hidden_size
+    mm = lambda name, shape, dtype: np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dtype, shape)  # noqa: E731
+    arrays = {
+        "ids": mm("ids", (n, t), np.int32),
+        "lengths": mm("lengths", (n,), np.int32),
+        "tokens": mm("tokens", (n, t, d), np.float16),
+        "sentence": mm("sentence", (n, d), np.float32),
+        "prompt": mm("prompt", (n, d), np.float32),
+    }
+    suffix = tokenizer(cfg.prompt, add_special_tokens=False)["input_ids"]
+    device = next(lm.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, n, cfg.cache_chunk):
+        chunk = texts[start : start + cfg.cache_chunk]
+        for s in range(0, len(chunk), 32):
+            part, at = chunk[s : s + 32], start + s
+            seqs = _encode(tokenizer, part, t, [])
+            states = _last_states(lm, seqs, pad, device).cpu()
+            prompted = _encode(tokenizer, part, t, suffix)
+            pstates = _last_states(lm, prompted, pad, device).cpu()
+            for i, (seq, pseq) in enumerate(zip(seqs, prompted, strict=True)):
+                arrays["ids"][at + i, : len(seq)] = seq
+                arrays["lengths"][at + i] = len(seq)
+                arrays["tokens"][at + i, : len(seq)] = states[i, : len(seq)].numpy()
+                arrays["sentence"][at + i] = states[i, len(seq) - 1].numpy()
+                arrays["prompt"][at + i] = pstates[i, len(pseq) - 1].numpy()
+        for a in arrays.values():
+            a.flush()
+    del arrays
+    (tmp / "done").write_text("ok")
 
 
 # ------------------------------------------------------------------------------------------------ modules
